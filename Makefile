@@ -1,0 +1,76 @@
+# kafka-llm developer entry points. Every target installs what it needs, idempotently:
+# Debian packages (scripts/install-system-deps.sh), a virtualenv (.venv) with the package built
+# from this checkout, and (on first use) the Apache Kafka jars from Maven Central.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PRESET ?= dev
+STAMPS := build/.stamps
+CPP_SOURCES := $(shell find cpp tests/cpp -type f \( -name '*.cpp' -o -name '*.hpp' -o -name CMakeLists.txt \) 2>/dev/null)
+PY_SOURCES := $(shell find python -type f -name '*.py*' 2>/dev/null)
+
+.PHONY: help demo test test-cpp test-python bench lint format system-deps venv install cpp sanitize clean
+
+help:
+	@echo "make demo   - start the local stack, run a worker, send requests, print results"
+	@echo "make test   - build everything and run the C++ and Python test suites"
+	@echo "make bench  - run the benchmarks (bench/results/)"
+	@echo "make lint   - clang-format, ruff, mypy, clang-tidy"
+
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(STAMPS)/venv-deps: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q "scikit-build-core>=0.10" "pybind11>=2.12" \
+	  pyyaml pytest pytest-timeout ruff mypy types-PyYAML redis
+	@mkdir -p $(STAMPS) && touch $@
+
+venv: system-deps $(STAMPS)/venv-deps
+
+# The package, built by scikit-build-core into build/<wheel tag> (incremental across runs).
+$(STAMPS)/install: $(STAMPS)/venv-deps $(CPP_SOURCES) $(PY_SOURCES) CMakeLists.txt pyproject.toml
+	$(PIP) install -q --no-build-isolation .
+	@touch $@
+
+install: venv $(STAMPS)/install
+
+cpp: system-deps
+	cmake --preset $(PRESET) >/dev/null
+	cmake --build --preset $(PRESET)
+
+test-cpp: cpp
+	ctest --preset $(PRESET) -L unit
+
+test-python: install cpp
+	KAFKA_LLM_CPP_BUILD_DIR=build/$(PRESET) $(PY) -m pytest
+
+test: test-cpp test-python
+
+demo: install
+	$(PY) -m kafka_llm.demo
+
+bench: install
+	$(PY) -m bench.run
+
+lint: venv cpp
+	git ls-files '*.cpp' '*.hpp' | xargs clang-format --dry-run -Werror
+	$(VENV)/bin/ruff check python service tests bench
+	$(VENV)/bin/ruff format --check python service tests bench
+	$(VENV)/bin/mypy
+
+format: venv
+	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
+	$(VENV)/bin/ruff format python service tests bench
+	$(VENV)/bin/ruff check --fix python service tests bench
+
+clean:
+	rm -rf build $(VENV)

@@ -1,0 +1,17 @@
+"""kafka-llm: run LLM work off Kafka with a native core.
+
+Import this package, never the private native module ``kafka_llm._core``.
+"""
+
+from __future__ import annotations
+
+from kafka_llm import _core
+
+__version__: str = _core.__version__
+
+__all__ = ["__version__", "library_versions"]
+
+
+def library_versions() -> str:
+    """Versions of librdkafka, libcurl, hiredis and Boost the native core runs with."""
+    return _core.library_versions()

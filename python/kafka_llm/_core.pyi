@@ -1,0 +1,5 @@
+"""Type stubs for the private native module. Import kafka_llm instead."""
+
+__version__: str
+
+def library_versions() -> str: ...

@@ -1,0 +1,32 @@
+"""The ``kafka-llm`` command line. Each area registers its own subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from kafka_llm import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kafka-llm", description="Run LLM work off Kafka.")
+    parser.add_argument("--version", action="version", version=f"kafka-llm {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    from kafka_llm import devstack, mock_provider
+
+    devstack.register_cli(sub)
+    mock_provider.register_cli(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
