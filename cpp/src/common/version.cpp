@@ -9,7 +9,9 @@
 
 namespace kafka_llm {
 
-std::string_view version() noexcept { return KAFKA_LLM_VERSION; }
+std::string_view version() noexcept {
+  return KAFKA_LLM_VERSION;
+}
 
 std::string library_versions() {
   std::string out = "librdkafka ";
@@ -18,8 +20,8 @@ std::string library_versions() {
   out += curl_version_info(CURLVERSION_NOW)->version;
   out += ", hiredis " + std::to_string(HIREDIS_MAJOR) + "." + std::to_string(HIREDIS_MINOR) + "." +
          std::to_string(HIREDIS_PATCH);
-  out += ", boost " + std::to_string(BOOST_VERSION / 100000) + "." + std::to_string(BOOST_VERSION / 100 % 1000) +
-         "." + std::to_string(BOOST_VERSION % 100);
+  out += ", boost " + std::to_string(BOOST_VERSION / 100000) + "." +
+         std::to_string(BOOST_VERSION / 100 % 1000) + "." + std::to_string(BOOST_VERSION % 100);
   return out;
 }
 

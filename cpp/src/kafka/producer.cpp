@@ -1,0 +1,83 @@
+#include "kafka_llm/kafka/producer.hpp"
+
+#include <array>
+#include <memory>
+
+#include "kafka_llm/common/errors.hpp"
+#include "kafka_llm/kafka/message.hpp"
+
+namespace kafka_llm::kafka {
+
+Producer::Producer(const Properties& props) {
+  ConfPtr conf = make_conf(props);
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), &Producer::on_delivery_report);
+  std::array<char, 512> errstr{};
+  rk_.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), errstr.data(), errstr.size()));
+  if (!rk_) throw KafkaError(std::string("cannot create Kafka producer: ") + errstr.data());
+  (void)conf.release();  // rd_kafka_new took ownership
+  main_queue_.reset(rd_kafka_queue_get_main(rk_.get()));
+}
+
+Producer::~Producer() {
+  if (!rk_) return;
+  rd_kafka_flush(rk_.get(), 5000);
+  rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  // Serve the purge reports so every callback (and its heap state) is released.
+  while (rd_kafka_outq_len(rk_.get()) > 0 && rd_kafka_poll(rk_.get(), 100) >= 0) {
+    if (rd_kafka_outq_len(rk_.get()) == 0) break;
+  }
+  rd_kafka_poll(rk_.get(), 0);
+  main_queue_.reset();
+  rk_.reset();
+}
+
+rd_kafka_resp_err_t Producer::produce(std::string_view topic, std::optional<std::string_view> key,
+                                      std::string_view value, const HeaderList& headers,
+                                      DeliveryCallback on_delivery, std::int32_t partition) {
+  auto callback = std::make_unique<DeliveryCallback>(std::move(on_delivery));
+  HeadersPtr rd_headers = to_rd_headers(headers);
+  const std::string topic_name(topic);
+  const void* key_data = key ? key->data() : nullptr;
+  const size_t key_size = key ? key->size() : 0;
+  rd_kafka_resp_err_t err = rd_kafka_producev(
+      rk_.get(), RD_KAFKA_V_TOPIC(topic_name.c_str()), RD_KAFKA_V_PARTITION(partition),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_KEY(key_data, key_size),
+      RD_KAFKA_V_HEADERS(rd_headers.get()), RD_KAFKA_V_OPAQUE(callback.get()), RD_KAFKA_V_END);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    (void)rd_headers.release();  // owned by the message now
+    (void)callback.release();    // freed in on_delivery_report
+  }
+  return err;
+}
+
+void Producer::on_delivery_report(rd_kafka_t* /*rk*/, const rd_kafka_message_t* message, void* /*opaque*/) {
+  std::unique_ptr<DeliveryCallback> callback(static_cast<DeliveryCallback*>(message->_private));
+  if (!callback || !*callback) return;
+  DeliveryReport report;
+  report.error = message->err;
+  if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) report.error_message = rd_kafka_err2str(message->err);
+  report.partition = message->partition;
+  report.offset = message->offset;
+  (*callback)(report);
+}
+
+int Producer::poll(int timeout_ms) {
+  return rd_kafka_poll(rk_.get(), timeout_ms);
+}
+
+rd_kafka_resp_err_t Producer::flush(int timeout_ms) {
+  return rd_kafka_flush(rk_.get(), timeout_ms);
+}
+
+int Producer::outstanding() const noexcept {
+  return rd_kafka_outq_len(rk_.get());
+}
+
+std::string Producer::fatal_error() const {
+  std::array<char, 512> errstr{};
+  if (rd_kafka_fatal_error(rk_.get(), errstr.data(), errstr.size()) == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
+  return errstr.data();
+}
+
+}  // namespace kafka_llm::kafka

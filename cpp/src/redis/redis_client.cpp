@@ -1,0 +1,385 @@
+#include "kafka_llm/redis/redis_client.hpp"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <charconv>
+#include <deque>
+
+#include "kafka_llm/common/errors.hpp"
+
+namespace kafka_llm::redis {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+RedisReply RedisReply::error(std::string message, bool transport) {
+  RedisReply reply;
+  reply.type = Type::kError;
+  reply.transport_error = transport;
+  reply.str = std::move(message);
+  return reply;
+}
+
+namespace {
+
+int parse_int(std::string_view text, const std::string& key, const char* what) {
+  int value = 0;
+  const auto* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || text.empty()) {
+    throw ConfigError(key, std::string(what) + " must be a number, got \"" + std::string(text) + "\"");
+  }
+  return value;
+}
+
+RedisReply convert(const redisReply* r) {
+  RedisReply out;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      out.type = RedisReply::Type::kString;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = RedisReply::Type::kStatus;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = RedisReply::Type::kError;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = RedisReply::Type::kInteger;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = RedisReply::Type::kArray;
+      out.elements.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
+      break;
+    default:
+      out.type = RedisReply::Type::kNil;
+  }
+  return out;
+}
+
+}  // namespace
+
+RedisOptions parse_redis_url(std::string_view url, const std::string& key) {
+  RedisOptions options;
+  auto take_query_db = [&](std::string_view& rest) {
+    if (auto q = rest.find("?db="); q != std::string_view::npos) {
+      options.db = parse_int(rest.substr(q + 4), key, "db");
+      rest = rest.substr(0, q);
+    }
+  };
+  if (url.starts_with("unix://")) {
+    std::string_view rest = url.substr(7);
+    take_query_db(rest);
+    if (rest.empty()) throw ConfigError(key, "unix:// URL needs a socket path");
+    options.unix_socket = std::string(rest);
+    return options;
+  }
+  std::string_view rest;
+  if (url.starts_with("redis://")) {
+    rest = url.substr(8);
+  } else if (url.starts_with("rediss://")) {
+    throw ConfigError(key, "TLS (rediss://) is not supported by this build's hiredis; use a TLS proxy");
+  } else {
+    throw ConfigError(key, "must start with redis:// or unix://");
+  }
+  if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+    std::string_view userinfo = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    if (auto colon = userinfo.find(':'); colon != std::string_view::npos) {
+      options.username = std::string(userinfo.substr(0, colon));
+      options.password = std::string(userinfo.substr(colon + 1));
+    } else {
+      options.password = std::string(userinfo);
+    }
+  }
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    std::string_view db = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+    if (!db.empty()) options.db = parse_int(db, key, "database number");
+  }
+  if (auto colon = rest.rfind(':');
+      colon != std::string_view::npos && rest.find(']') == std::string_view::npos) {
+    options.port = parse_int(rest.substr(colon + 1), key, "port");
+    rest = rest.substr(0, colon);
+  }
+  if (!rest.empty()) options.host = std::string(rest);
+  if (options.port <= 0 || options.port > 65535) throw ConfigError(key, "port out of range");
+  return options;
+}
+
+struct RedisClient::Connection : std::enable_shared_from_this<Connection> {
+  Connection(RedisClient* client, asio::io_context& io) : owner(client), socket(io), connect_timer(io) {}
+
+  RedisClient* owner;
+  redisAsyncContext* ctx = nullptr;
+  asio::posix::stream_descriptor socket;
+  asio::steady_timer connect_timer;
+  bool want_read = false;
+  bool want_write = false;
+  bool read_armed = false;
+  bool write_armed = false;
+  bool ready = false;
+  bool connected = false;
+  std::deque<Clock::time_point> sent;
+
+  void arm_read() {
+    if (read_armed || !want_read || ctx == nullptr) return;
+    read_armed = true;
+    socket.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](auto ec) {
+      self->read_armed = false;
+      if (ec || self->ctx == nullptr || !self->want_read) return;
+      redisAsyncHandleRead(self->ctx);
+      self->arm_read();
+    });
+  }
+
+  void arm_write() {
+    if (write_armed || !want_write || ctx == nullptr) return;
+    write_armed = true;
+    socket.async_wait(asio::posix::stream_descriptor::wait_write, [self = shared_from_this()](auto ec) {
+      self->write_armed = false;
+      if (ec || self->ctx == nullptr || !self->want_write) return;
+      redisAsyncHandleWrite(self->ctx);
+      self->arm_write();
+    });
+  }
+
+  // hiredis event-loop hooks; `data` is the Connection.
+  static void add_read(void* data) {
+    auto* c = static_cast<Connection*>(data);
+    c->want_read = true;
+    c->arm_read();
+  }
+  static void del_read(void* data) { static_cast<Connection*>(data)->want_read = false; }
+  static void add_write(void* data) {
+    auto* c = static_cast<Connection*>(data);
+    c->want_write = true;
+    c->arm_write();
+  }
+  static void del_write(void* data) { static_cast<Connection*>(data)->want_write = false; }
+  static void cleanup(void* data) {
+    auto* c = static_cast<Connection*>(data);
+    c->ctx = nullptr;
+    c->want_read = c->want_write = false;
+    boost::system::error_code ignored;
+    c->socket.cancel(ignored);
+    (void)c->socket.release();  // hiredis closes the fd itself
+    c->connect_timer.cancel();
+  }
+
+  static void on_connect(const redisAsyncContext* ac, int status) {
+    auto* c = static_cast<Connection*>(ac->data);
+    c->connect_timer.cancel();
+    if (status != REDIS_OK) {
+      // hiredis frees the context after this callback.
+      c->owner->on_disconnected(std::string("cannot connect to Redis: ") + ac->errstr);
+      return;
+    }
+    c->connected = true;
+    c->owner->on_connected(c->shared_from_this());
+  }
+
+  static void on_disconnect(const redisAsyncContext* ac, int status) {
+    auto* c = static_cast<Connection*>(ac->data);
+    c->ready = false;
+    c->connected = false;
+    c->owner->on_disconnected(status == REDIS_OK ? std::string("Redis connection closed")
+                                                 : std::string("Redis connection lost: ") + ac->errstr);
+  }
+
+  static void on_reply(redisAsyncContext* ac, void* reply, void* privdata) {
+    std::unique_ptr<RedisCallback> callback(static_cast<RedisCallback*>(privdata));
+    auto* c = static_cast<Connection*>(ac->data);
+    if (!c->sent.empty()) c->sent.pop_front();
+    RedisReply out = reply != nullptr ? convert(static_cast<redisReply*>(reply))
+                                      : RedisReply::error(c->owner->last_error_.empty()
+                                                              ? std::string("Redis connection lost")
+                                                              : c->owner->last_error_,
+                                                          true);
+    if (*callback) (*callback)(std::move(out));
+  }
+
+  bool send(const std::vector<std::string_view>& args, RedisCallback callback) {
+    std::vector<const char*> argv;
+    std::vector<size_t> argvlen;
+    argv.reserve(args.size());
+    argvlen.reserve(args.size());
+    for (auto a : args) {
+      argv.push_back(a.data());
+      argvlen.push_back(a.size());
+    }
+    auto holder = std::make_unique<RedisCallback>(std::move(callback));
+    if (redisAsyncCommandArgv(ctx, &Connection::on_reply, holder.get(), static_cast<int>(argv.size()),
+                              argv.data(), argvlen.data()) != REDIS_OK) {
+      return false;
+    }
+    (void)holder.release();
+    sent.push_back(Clock::now());
+    return true;
+  }
+};
+
+RedisClient::RedisClient(asio::io_context& io, RedisOptions options)
+    : io_(io),
+      options_(std::move(options)),
+      reconnect_timer_(io),
+      watchdog_(io),
+      reconnect_delay_(options_.reconnect_min) {}
+
+RedisClient::~RedisClient() {
+  stopping_ = true;
+  *alive_ = false;
+  reconnect_timer_.cancel();
+  watchdog_.cancel();
+  if (connection_ && connection_->ctx != nullptr) {
+    last_error_ = "Redis client closed";
+    redisAsyncFree(connection_->ctx);  // fails pending commands through their callbacks
+  }
+  connection_.reset();
+}
+
+void RedisClient::start() {
+  if (started_) return;
+  started_ = true;
+  connect();
+  check_timeouts();
+}
+
+bool RedisClient::connected() const noexcept {
+  return connection_ && connection_->ready;
+}
+
+std::size_t RedisClient::pending() const noexcept {
+  return connection_ ? connection_->sent.size() : 0;
+}
+
+void RedisClient::connect() {
+  if (stopping_) return;
+  redisAsyncContext* ac = options_.unix_socket.empty()
+                              ? redisAsyncConnect(options_.host.c_str(), options_.port)
+                              : redisAsyncConnectUnix(options_.unix_socket.c_str());
+  if (ac == nullptr) {
+    on_disconnected("cannot allocate a Redis context");
+    return;
+  }
+  if (ac->err != 0) {
+    std::string reason = std::string("cannot connect to Redis: ") + ac->errstr;
+    redisAsyncFree(ac);
+    on_disconnected(reason);
+    return;
+  }
+  auto connection = std::make_shared<Connection>(this, io_);
+  connection->ctx = ac;
+  ac->data = connection.get();
+  ac->ev.data = connection.get();
+  ac->ev.addRead = &Connection::add_read;
+  ac->ev.delRead = &Connection::del_read;
+  ac->ev.addWrite = &Connection::add_write;
+  ac->ev.delWrite = &Connection::del_write;
+  ac->ev.cleanup = &Connection::cleanup;
+  connection->socket.assign(ac->c.fd);
+  connection_ = connection;
+  redisAsyncSetDisconnectCallback(ac, &Connection::on_disconnect);
+  redisAsyncSetConnectCallback(ac, &Connection::on_connect);  // arms the first write event
+  connection->connect_timer.expires_after(options_.connect_timeout);
+  connection->connect_timer.async_wait([this, connection, alive = alive_](boost::system::error_code ec) {
+    if (ec || !*alive || connection->connected || connection->ctx == nullptr) return;
+    redisAsyncContext* stale = connection->ctx;
+    redisAsyncFree(stale);
+    on_disconnected("connecting to Redis timed out");
+  });
+}
+
+void RedisClient::on_connected(const std::shared_ptr<Connection>& connection) {
+  reconnect_delay_ = options_.reconnect_min;
+  std::vector<std::vector<std::string>> setup;
+  if (!options_.password.empty()) {
+    if (options_.username.empty()) {
+      setup.push_back({"AUTH", options_.password});
+    } else {
+      setup.push_back({"AUTH", options_.username, options_.password});
+    }
+  }
+  if (options_.db != 0) setup.push_back({"SELECT", std::to_string(options_.db)});
+  if (setup.empty()) {
+    connection->ready = true;
+    last_error_.clear();
+    return;
+  }
+  auto remaining = std::make_shared<std::size_t>(setup.size());
+  for (const auto& cmd : setup) {
+    std::vector<std::string_view> args(cmd.begin(), cmd.end());
+    const bool is_auth = cmd.front() == "AUTH";
+    connection->send(args, [this, connection, remaining, is_auth, alive = alive_](RedisReply&& reply) {
+      if (!*alive) return;
+      if (!reply.ok()) {
+        if (connection->ctx != nullptr && connection->connected) {
+          last_error_ = is_auth ? "Redis AUTH failed: " + reply.str : "Redis SELECT failed: " + reply.str;
+          // Drop the connection outside hiredis' callback; it reconnects with backoff.
+          asio::post(io_, [connection] {
+            if (connection->ctx != nullptr) redisAsyncFree(connection->ctx);
+          });
+        }
+        return;
+      }
+      if (--*remaining == 0) {
+        connection->ready = true;
+        last_error_.clear();
+      }
+    });
+  }
+}
+
+void RedisClient::on_disconnected(const std::string& reason) {
+  last_error_ = reason;
+  if (stopping_) return;
+  schedule_reconnect();
+}
+
+void RedisClient::schedule_reconnect() {
+  reconnect_timer_.expires_after(reconnect_delay_);
+  reconnect_delay_ = std::min(reconnect_delay_ * 2, options_.reconnect_max);
+  reconnect_timer_.async_wait([this, alive = alive_](boost::system::error_code ec) {
+    if (ec || !*alive) return;
+    connect();
+  });
+}
+
+void RedisClient::check_timeouts() {
+  watchdog_.expires_after(std::chrono::milliseconds(100));
+  watchdog_.async_wait([this, alive = alive_](boost::system::error_code ec) {
+    if (ec || !*alive) return;
+    if (connection_ && connection_->ctx != nullptr && connection_->connected && !connection_->sent.empty() &&
+        Clock::now() - connection_->sent.front() > options_.command_timeout) {
+      last_error_ = "Redis command timed out";
+      redisAsyncFree(connection_->ctx);
+    }
+    check_timeouts();
+  });
+}
+
+void RedisClient::command(const std::vector<std::string_view>& args, RedisCallback callback) {
+  if (!connection_ || !connection_->ready || connection_->ctx == nullptr) {
+    std::string reason = last_error_.empty() ? std::string("Redis not connected") : last_error_;
+    asio::post(io_, [callback = std::move(callback), reason = std::move(reason)]() mutable {
+      callback(RedisReply::error(std::move(reason), true));
+    });
+    return;
+  }
+  auto shared_callback = std::make_shared<RedisCallback>(std::move(callback));
+  if (!connection_->send(args, [shared_callback](RedisReply&& r) { (*shared_callback)(std::move(r)); })) {
+    asio::post(io_, [shared_callback] {
+      (*shared_callback)(RedisReply::error("Redis command could not be queued", true));
+    });
+  }
+}
+
+}  // namespace kafka_llm::redis
