@@ -1,0 +1,59 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+
+#include <nlohmann/json.hpp>
+
+#include "kafka_llm/common/types.hpp"
+#include "kafka_llm/metrics/histogram.hpp"
+
+namespace kafka_llm::metrics {
+
+/// The pipeline's metrics (DESIGN 10). Thread-safe: the io thread records, any thread reads.
+class PipelineMetrics {
+ public:
+  void request_finished(const std::string& stream, const std::string& provider, const std::string& model,
+                        const std::string& outcome, std::uint64_t end_to_end_us);
+  void provider_call(std::uint64_t latency_us);
+  void first_token(std::uint64_t micros);
+  void retry(const std::string& reason);
+  void dead_letter(ErrorClass error_class);
+  void tokens(const std::string& provider, const std::string& model, std::int64_t prompt, std::int64_t completion);
+  void rate_limited();
+  void cache_hit();
+  void rebalance();
+  void consumed();
+  void set_inflight(std::int64_t value);
+  void set_paused_partitions(std::int64_t value);
+  void set_lag(const std::string& topic, std::int32_t partition, std::int64_t lag);
+  void forget_lag(const std::string& topic, std::int32_t partition);
+
+  /// A snapshot as JSON: counters, gauges and latency summaries (count, mean, p50, p95, p99, max in ms).
+  nlohmann::json snapshot() const;
+  /// Prometheus text exposition, names prefixed `kafka_llm_`.
+  std::string prometheus() const;
+
+ private:
+  using RequestKey = std::tuple<std::string, std::string, std::string, std::string>;
+  mutable std::mutex mutex_;
+  std::map<RequestKey, std::uint64_t> requests_;
+  std::map<std::string, std::uint64_t> retries_;
+  std::map<std::string, std::uint64_t> dlq_;
+  std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> tokens_;
+  std::map<std::pair<std::string, std::int32_t>, std::int64_t> lag_;
+  std::uint64_t rate_limited_ = 0;
+  std::uint64_t cache_hits_ = 0;
+  std::uint64_t rebalances_ = 0;
+  std::uint64_t consumed_ = 0;
+  std::int64_t inflight_ = 0;
+  std::int64_t paused_partitions_ = 0;
+  Histogram provider_latency_;
+  Histogram end_to_end_;
+  Histogram first_token_;
+};
+
+}  // namespace kafka_llm::metrics

@@ -1,0 +1,93 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kafka_llm/common/types.hpp"
+#include "kafka_llm/kafka/client_config.hpp"
+
+namespace kafka_llm::pipeline {
+
+using Millis = std::chrono::milliseconds;
+
+/// One request stream: a consumer group reading a request topic (DESIGN 6, `messaging.streams[]`).
+struct StreamConfig {
+  std::string group;
+  std::string requests_topic;
+  std::string responses_topic;
+  std::string dlq_topic;
+  std::size_t max_handlers = 5000;
+};
+
+enum class ProviderKind : std::uint8_t { kOpenAI, kAnthropic, kEmbedded };
+
+struct ProviderConfig {
+  std::string name;
+  ProviderKind kind = ProviderKind::kOpenAI;
+  std::string base_url;     ///< e.g. https://api.openai.com/v1 (no trailing slash)
+  std::string unix_socket;  ///< sidecar: HTTP over this Unix socket
+  std::string api_key;      ///< the secret itself (resolved from apiKeyEnv); never logged
+  kafka_llm::HeaderList extra_headers;
+  std::vector<std::string> models;  ///< model names or globs (`gpt-4*`) routed here
+  double rpm = 0;                   ///< requests per minute; 0 = unlimited
+  double tpm = 0;                   ///< tokens per minute; 0 = unlimited
+  bool shared_limits = false;       ///< buckets live in Redis, shared by all workers
+  Millis connect_timeout{10'000};
+  Millis first_byte_timeout{60'000};
+  std::size_t max_concurrency = 0;  ///< embedded providers: worker threads (0 = 1)
+};
+
+struct RetryConfig {
+  int max_attempts = 6;
+  Millis initial_backoff{500};
+  Millis max_backoff{30'000};
+  Millis error_max_backoff{30'000};  ///< cap on server hints (Retry-After …); KubeAI `errorMaxBackoff`
+  Millis request_timeout{120'000};   ///< per attempt
+  Millis deadline{600'000};          ///< per request, all attempts
+};
+
+struct CircuitConfig {
+  int failure_threshold = 20;  ///< consecutive retryable failures that open the circuit
+  Millis cooldown{2'000};
+  Millis max_cooldown{60'000};
+};
+
+struct RedisConfig {
+  std::string url = "redis://127.0.0.1:6379/0";
+  std::string key_prefix = "kafka-llm";
+  Millis result_ttl{300'000};
+  Millis command_timeout{2'000};
+};
+
+struct PipelineConfig {
+  kafka::Properties kafka;  ///< librdkafka properties, passed through (bootstrap.servers, sasl.*, ssl.* …)
+  std::vector<StreamConfig> streams;
+  RedisConfig redis;
+  std::vector<ProviderConfig> providers;
+  std::string default_provider;  ///< used when neither the record nor a model route names one
+  RetryConfig retry;
+  CircuitConfig circuit;
+  std::size_t max_request_bytes = 1 << 20;
+  std::string model_version;  ///< header `model_version` on outputs; default: the provider's model name
+  Millis commit_interval{200};
+  Millis drain_timeout{10'000};
+  bool exactly_once = false;  ///< transactional producer with offsets in the transaction
+
+  /// Parses the normalized configuration JSON built by kafka_llm.config (durations in ms).
+  /// Throws ConfigError naming the key (e.g. "providers[1].base_url") and the reason.
+  static PipelineConfig from_json(const nlohmann::json& json);
+
+  /// Every secret in the configuration (API keys, SASL/SSL passwords, the Redis password),
+  /// so that errors and logs can be scrubbed of them.
+  std::vector<std::string> secrets() const;
+  const ProviderConfig* find_provider(std::string_view name) const noexcept;
+  /// The provider a model routes to: the first whose `models` match, else the default provider.
+  const ProviderConfig* route_model(std::string_view model) const noexcept;
+};
+
+}  // namespace kafka_llm::pipeline
