@@ -1,0 +1,45 @@
+"""The local stack for development and tests: Apache Kafka (KRaft), Redis and the mock provider.
+
+``kafka-llm dev up|down|status`` on the command line; from Python::
+
+    from kafka_llm.devstack import Stack
+
+    with Stack("/tmp/my-stack") as stack:
+        info = stack.info  # bootstrap_servers, redis_url, provider_url, pids, ...
+        stack.stop_part("kafka", signal.SIGKILL)
+        stack.start_part("kafka")  # same port, same data
+"""
+
+from __future__ import annotations
+
+from kafka_llm.devstack._part import DevStackError, PartStartError, Progress
+from kafka_llm.devstack.cli import register_cli
+from kafka_llm.devstack.stack import (
+    PART_NAMES,
+    PartName,
+    PartStatus,
+    Stack,
+    StackInfo,
+    StackStatus,
+    default_state_dir,
+    stack_status,
+    start_stack,
+    stop_stack,
+)
+
+__all__ = [
+    "PART_NAMES",
+    "DevStackError",
+    "PartName",
+    "PartStartError",
+    "PartStatus",
+    "Progress",
+    "Stack",
+    "StackInfo",
+    "StackStatus",
+    "default_state_dir",
+    "register_cli",
+    "stack_status",
+    "start_stack",
+    "stop_stack",
+]
