@@ -1,0 +1,103 @@
+#include "kafka_llm/format/prompt_hash.hpp"
+
+#include <openssl/evp.h>
+
+#include <array>
+#include <cmath>
+#include <stdexcept>
+
+#include "json_util.hpp"
+
+namespace kafka_llm::format {
+
+namespace {
+
+void append_canonical(std::string& out, const nlohmann::json& value) {
+  switch (value.type()) {
+    case nlohmann::json::value_t::object: {
+      // nlohmann::json keeps object members in a std::map, so iteration is already in key order.
+      out.push_back('{');
+      bool first = true;
+      for (const auto& [key, member] : value.items()) {
+        if (!first) out.push_back(',');
+        first = false;
+        detail::append_json_string(out, key);
+        out.push_back(':');
+        append_canonical(out, member);
+      }
+      out.push_back('}');
+      break;
+    }
+    case nlohmann::json::value_t::array: {
+      out.push_back('[');
+      bool first = true;
+      for (const auto& element : value) {
+        if (!first) out.push_back(',');
+        first = false;
+        append_canonical(out, element);
+      }
+      out.push_back(']');
+      break;
+    }
+    case nlohmann::json::value_t::string:
+      detail::append_json_string(out, value.get_ref<const std::string&>());
+      break;
+    case nlohmann::json::value_t::number_float: {
+      const double number = value.get<double>();
+      // 2^53: beyond it doubles are not exact integers any more, so keep nlohmann's spelling.
+      constexpr double kExactIntegerLimit = 9007199254740992.0;
+      if (std::isfinite(number) && std::trunc(number) == number && std::fabs(number) <= kExactIntegerLimit) {
+        out.append(std::to_string(static_cast<long long>(number)));
+      } else {
+        detail::append_json_number(out, number);
+      }
+      break;
+    }
+    default:
+      detail::append_json(out, value);
+      break;
+  }
+}
+
+}  // namespace
+
+std::string sha256_hex(std::string_view data) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int length = 0;
+  if (EVP_Digest(data.data(), data.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("OpenSSL EVP_Digest(SHA-256) failed");
+  }
+  static constexpr std::string_view kHex = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(static_cast<std::size_t>(length) * 2);
+  for (unsigned int i = 0; i < length; ++i) {
+    hex.push_back(kHex[digest[i] >> 4U]);
+    hex.push_back(kHex[digest[i] & 0x0FU]);
+  }
+  return hex;
+}
+
+std::string canonical_prompt_json(const nlohmann::json& body) {
+  std::string out;
+  out.push_back('{');
+  if (body.is_object()) {
+    bool first = true;
+    for (const std::string_view field : kPromptHashFields) {
+      const auto it = body.find(field);
+      if (it == body.end() || it->is_null()) continue;
+      if (!first) out.push_back(',');
+      first = false;
+      detail::append_json_string(out, field);
+      out.push_back(':');
+      append_canonical(out, *it);
+    }
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::string prompt_hash(const nlohmann::json& body) {
+  return sha256_hex(canonical_prompt_json(body));
+}
+
+}  // namespace kafka_llm::format
