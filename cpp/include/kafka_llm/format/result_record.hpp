@@ -1,0 +1,56 @@
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "kafka_llm/format/format_error.hpp"
+#include "kafka_llm/format/token_usage.hpp"
+
+namespace kafka_llm::format {
+
+/// Lifecycle of a request's result in Redis.
+enum class ResultStatus : std::uint8_t { kPending, kDone, kError };
+
+/// "pending", "done" or "error".
+std::string_view to_string(ResultStatus status) noexcept;
+
+/// Default prefix of result keys.
+inline constexpr std::string_view kDefaultResultKeyPrefix = "kafka-llm";
+
+/// The Redis result record of one request (DESIGN 3.5).
+struct ResultRecord {
+  ResultStatus status = ResultStatus::kPending;
+  std::string request_id;
+  std::optional<std::string> provider;
+  std::optional<std::string> model;
+  std::optional<std::string> output;  ///< generated text: choices[0] message content / text
+  nlohmann::json body;                ///< full provider JSON; null while pending
+  std::optional<std::string> error;   ///< error message when status is error
+  std::optional<int> status_code;
+  std::optional<TokenUsage> usage;
+  int attempts = 0;
+  std::optional<double> latency_ms;
+  std::int64_t created_ms = 0;  ///< epoch ms
+  std::int64_t updated_ms = 0;  ///< epoch ms
+
+  bool operator==(const ResultRecord&) const = default;
+};
+
+/// `<prefix>:result:<request_id>`.
+std::string result_key(std::string_view prefix, std::string_view request_id);
+
+/// Compact JSON of `record`, every field present (null when unset), in DESIGN order: status,
+/// request_id, provider, model, output, body, error, status_code, usage, attempts, latency_ms,
+/// created_ms, updated_ms. Never throws except std::bad_alloc.
+std::string serialize_result(const ResultRecord& record);
+
+/// Reads a stored result record. Missing or null fields keep their defaults (records written by
+/// older versions), unknown fields are ignored. `error` may also be an object with a string
+/// `message` (its message is taken). Fails with a FormatError for text that is not JSON, not an
+/// object, lacks a valid `status`, or has a field of the wrong type (the message names the field).
+FormatResult<ResultRecord> parse_result(std::string_view text);
+
+}  // namespace kafka_llm::format
