@@ -27,6 +27,11 @@ class JsonWriter {
   /// Inserts `json`, which must already be a valid JSON value.
   JsonWriter& raw(std::string_view json);
 
+  /// Shorthands for `key(name)` followed by the value.
+  JsonWriter& string_field(std::string_view name, std::string_view text) { return key(name).string(text); }
+  JsonWriter& integer_field(std::string_view name, std::int64_t number) { return key(name).integer(number); }
+  JsonWriter& null_field(std::string_view name) { return key(name).null(); }
+
   /// Appends `text` as a quoted JSON string to `out`.
   static void append_escaped(std::string& out, std::string_view text);
 

@@ -156,12 +156,9 @@ std::optional<ApiError> read_common(const json& body, Endpoint endpoint, Common&
 void write_openai_usage(JsonWriter& writer, std::size_t prompt, std::size_t completion) {
   writer.key("usage")
       .begin_object()
-      .key("prompt_tokens")
-      .integer(static_cast<std::int64_t>(prompt))
-      .key("completion_tokens")
-      .integer(static_cast<std::int64_t>(completion))
-      .key("total_tokens")
-      .integer(static_cast<std::int64_t>(prompt + completion))
+      .integer_field("prompt_tokens", static_cast<std::int64_t>(prompt))
+      .integer_field("completion_tokens", static_cast<std::int64_t>(completion))
+      .integer_field("total_tokens", static_cast<std::int64_t>(prompt + completion))
       .end_object();
 }
 
@@ -203,34 +200,23 @@ std::variant<Reply, ApiError> chat_completion(const json& body, const ReplyConte
   if (!common.stream) {
     JsonWriter writer(reply.body);
     writer.begin_object()
-        .key("id")
-        .string(id)
-        .key("object")
-        .string("chat.completion")
-        .key("created")
-        .integer(context.created_unix)
-        .key("model")
-        .string(common.model)
-        .key("system_fingerprint")
-        .string("fp_mock")
+        .string_field("id", id)
+        .string_field("object", "chat.completion")
+        .integer_field("created", context.created_unix)
+        .string_field("model", common.model)
+        .string_field("system_fingerprint", "fp_mock")
         .key("choices")
         .begin_array()
         .begin_object()
-        .key("index")
-        .integer(0)
+        .integer_field("index", 0)
         .key("message")
         .begin_object()
-        .key("role")
-        .string("assistant")
-        .key("content")
-        .string(join(generated.tokens))
-        .key("refusal")
-        .null()
+        .string_field("role", "assistant")
+        .string_field("content", join(generated.tokens))
+        .null_field("refusal")
         .end_object()
-        .key("logprobs")
-        .null()
-        .key("finish_reason")
-        .string(finish)
+        .null_field("logprobs")
+        .string_field("finish_reason", finish)
         .end_object()
         .end_array();
     write_openai_usage(writer, prompt_tokens, generated.tokens.size());
@@ -240,29 +226,22 @@ std::variant<Reply, ApiError> chat_completion(const json& body, const ReplyConte
 
   auto chunk_head = [&](JsonWriter& writer) {
     writer.begin_object()
-        .key("id")
-        .string(id)
-        .key("object")
-        .string("chat.completion.chunk")
-        .key("created")
-        .integer(context.created_unix)
-        .key("model")
-        .string(common.model)
-        .key("system_fingerprint")
-        .string("fp_mock");
+        .string_field("id", id)
+        .string_field("object", "chat.completion.chunk")
+        .integer_field("created", context.created_unix)
+        .string_field("model", common.model)
+        .string_field("system_fingerprint", "fp_mock");
   };
   reply.events.reserve(generated.tokens.size() + 2);
   for (std::size_t i = 0; i < generated.tokens.size(); ++i) {
     std::string payload;
     JsonWriter writer(payload);
     chunk_head(writer);
-    writer.key("choices").begin_array().begin_object().key("index").integer(0).key("delta").begin_object();
-    if (i == 0) writer.key("role").string("assistant");
-    writer.key("content")
-        .string(piece(generated, i))
+    writer.key("choices").begin_array().begin_object().integer_field("index", 0).key("delta").begin_object();
+    if (i == 0) writer.string_field("role", "assistant");
+    writer.string_field("content", piece(generated, i))
         .end_object()
-        .key("logprobs")
-        .null()
+        .null_field("logprobs")
         .key("finish_reason");
     if (i + 1 == generated.tokens.size()) {
       writer.string(finish);
@@ -270,7 +249,7 @@ std::variant<Reply, ApiError> chat_completion(const json& body, const ReplyConte
       writer.null();
     }
     writer.end_object().end_array();
-    if (common.include_usage) writer.key("usage").null();
+    if (common.include_usage) writer.null_field("usage");
     writer.end_object();
     reply.events.push_back(sse_data(payload));
   }
@@ -331,16 +310,11 @@ std::variant<Reply, ApiError> completion(const json& body, const ReplyContext& c
   reply.stream = common.stream;
   auto head = [&](JsonWriter& writer) {
     writer.begin_object()
-        .key("id")
-        .string(id)
-        .key("object")
-        .string("text_completion")
-        .key("created")
-        .integer(context.created_unix)
-        .key("model")
-        .string(common.model)
-        .key("system_fingerprint")
-        .string("fp_mock");
+        .string_field("id", id)
+        .string_field("object", "text_completion")
+        .integer_field("created", context.created_unix)
+        .string_field("model", common.model)
+        .string_field("system_fingerprint", "fp_mock");
   };
   if (!common.stream) {
     JsonWriter writer(reply.body);
@@ -348,14 +322,10 @@ std::variant<Reply, ApiError> completion(const json& body, const ReplyContext& c
     writer.key("choices").begin_array();
     for (std::size_t c = 0; c < outputs.size(); ++c) {
       writer.begin_object()
-          .key("text")
-          .string(join(outputs[c].tokens))
-          .key("index")
-          .integer(static_cast<std::int64_t>(c))
-          .key("logprobs")
-          .null()
-          .key("finish_reason")
-          .string(outputs[c].hit_limit ? "length" : "stop")
+          .string_field("text", join(outputs[c].tokens))
+          .integer_field("index", static_cast<std::int64_t>(c))
+          .null_field("logprobs")
+          .string_field("finish_reason", outputs[c].hit_limit ? "length" : "stop")
           .end_object();
     }
     writer.end_array();
@@ -373,12 +343,9 @@ std::variant<Reply, ApiError> completion(const json& body, const ReplyContext& c
       writer.key("choices")
           .begin_array()
           .begin_object()
-          .key("text")
-          .string(piece(generated, i))
-          .key("index")
-          .integer(static_cast<std::int64_t>(c))
-          .key("logprobs")
-          .null()
+          .string_field("text", piece(generated, i))
+          .integer_field("index", static_cast<std::int64_t>(c))
+          .null_field("logprobs")
           .key("finish_reason");
       if (i + 1 == generated.tokens.size()) {
         writer.string(generated.hit_limit ? "length" : "stop");
@@ -386,7 +353,7 @@ std::variant<Reply, ApiError> completion(const json& body, const ReplyContext& c
         writer.null();
       }
       writer.end_object().end_array();
-      if (common.include_usage) writer.key("usage").null();
+      if (common.include_usage) writer.null_field("usage");
       writer.end_object();
       reply.events.push_back(sse_data(payload));
     }
@@ -523,14 +490,12 @@ std::variant<Reply, ApiError> embeddings(const json& body, const ReplyContext&) 
 
   Reply reply;
   JsonWriter writer(reply.body);
-  writer.begin_object().key("object").string("list").key("data").begin_array();
+  writer.begin_object().string_field("object", "list").key("data").begin_array();
   for (std::size_t i = 0; i < hashes.size(); ++i) {
     const std::vector<float> vector = embed(hashes[i], static_cast<std::size_t>(dimensions));
     writer.begin_object()
-        .key("object")
-        .string("embedding")
-        .key("index")
-        .integer(static_cast<std::int64_t>(i))
+        .string_field("object", "embedding")
+        .integer_field("index", static_cast<std::int64_t>(i))
         .key("embedding");
     if (as_base64) {
       writer.string(base64_floats(vector));
@@ -542,14 +507,11 @@ std::variant<Reply, ApiError> embeddings(const json& body, const ReplyContext&) 
     writer.end_object();
   }
   writer.end_array()
-      .key("model")
-      .string(common.model)
+      .string_field("model", common.model)
       .key("usage")
       .begin_object()
-      .key("prompt_tokens")
-      .integer(static_cast<std::int64_t>(prompt_tokens))
-      .key("total_tokens")
-      .integer(static_cast<std::int64_t>(prompt_tokens))
+      .integer_field("prompt_tokens", static_cast<std::int64_t>(prompt_tokens))
+      .integer_field("total_tokens", static_cast<std::int64_t>(prompt_tokens))
       .end_object()
       .end_object();
   return reply;
@@ -596,33 +558,23 @@ std::variant<Reply, ApiError> messages(const json& body, const ReplyContext& con
   if (!common.stream) {
     JsonWriter writer(reply.body);
     writer.begin_object()
-        .key("id")
-        .string(id)
-        .key("type")
-        .string("message")
-        .key("role")
-        .string("assistant")
-        .key("model")
-        .string(common.model)
+        .string_field("id", id)
+        .string_field("type", "message")
+        .string_field("role", "assistant")
+        .string_field("model", common.model)
         .key("content")
         .begin_array()
         .begin_object()
-        .key("type")
-        .string("text")
-        .key("text")
-        .string(join(generated.tokens))
+        .string_field("type", "text")
+        .string_field("text", join(generated.tokens))
         .end_object()
         .end_array()
-        .key("stop_reason")
-        .string(stop_reason)
-        .key("stop_sequence")
-        .null()
+        .string_field("stop_reason", stop_reason)
+        .null_field("stop_sequence")
         .key("usage")
         .begin_object()
-        .key("input_tokens")
-        .integer(input)
-        .key("output_tokens")
-        .integer(output)
+        .integer_field("input_tokens", input)
+        .integer_field("output_tokens", output)
         .end_object()
         .end_object();
     return reply;
@@ -633,31 +585,22 @@ std::variant<Reply, ApiError> messages(const json& body, const ReplyContext& con
     std::string payload;
     JsonWriter writer(payload);
     writer.begin_object()
-        .key("type")
-        .string("message_start")
+        .string_field("type", "message_start")
         .key("message")
         .begin_object()
-        .key("id")
-        .string(id)
-        .key("type")
-        .string("message")
-        .key("role")
-        .string("assistant")
-        .key("model")
-        .string(common.model)
+        .string_field("id", id)
+        .string_field("type", "message")
+        .string_field("role", "assistant")
+        .string_field("model", common.model)
         .key("content")
         .begin_array()
         .end_array()
-        .key("stop_reason")
-        .null()
-        .key("stop_sequence")
-        .null()
+        .null_field("stop_reason")
+        .null_field("stop_sequence")
         .key("usage")
         .begin_object()
-        .key("input_tokens")
-        .integer(input)
-        .key("output_tokens")
-        .integer(0)
+        .integer_field("input_tokens", input)
+        .integer_field("output_tokens", 0)
         .end_object()
         .end_object()
         .end_object();
@@ -670,16 +613,12 @@ std::variant<Reply, ApiError> messages(const json& body, const ReplyContext& con
     std::string payload;
     JsonWriter writer(payload);
     writer.begin_object()
-        .key("type")
-        .string("content_block_delta")
-        .key("index")
-        .integer(0)
+        .string_field("type", "content_block_delta")
+        .integer_field("index", 0)
         .key("delta")
         .begin_object()
-        .key("type")
-        .string("text_delta")
-        .key("text")
-        .string(piece(generated, i))
+        .string_field("type", "text_delta")
+        .string_field("text", piece(generated, i))
         .end_object()
         .end_object();
     reply.events.push_back(anthropic_event("content_block_delta", payload));
@@ -689,19 +628,15 @@ std::variant<Reply, ApiError> messages(const json& body, const ReplyContext& con
     std::string payload;
     JsonWriter writer(payload);
     writer.begin_object()
-        .key("type")
-        .string("message_delta")
+        .string_field("type", "message_delta")
         .key("delta")
         .begin_object()
-        .key("stop_reason")
-        .string(stop_reason)
-        .key("stop_sequence")
-        .null()
+        .string_field("stop_reason", stop_reason)
+        .null_field("stop_sequence")
         .end_object()
         .key("usage")
         .begin_object()
-        .key("output_tokens")
-        .integer(output)
+        .integer_field("output_tokens", output)
         .end_object()
         .end_object();
     reply.events.push_back(anthropic_event("message_delta", payload));
@@ -790,16 +725,12 @@ std::string error_body(const ApiError& error, ErrorFlavor flavor) {
   JsonWriter writer(out);
   if (flavor == ErrorFlavor::kAnthropic) {
     writer.begin_object()
-        .key("type")
-        .string("error")
+        .string_field("type", "error")
         .key("error")
         .begin_object()
-        .key("type")
-        .string(anthropic_error_type(error.status))
-        .key("message")
-        .string(error.message)
-        .key("code")
-        .string(error.code)
+        .string_field("type", anthropic_error_type(error.status))
+        .string_field("message", error.message)
+        .string_field("code", error.code)
         .end_object()
         .end_object();
     return out;
@@ -807,17 +738,15 @@ std::string error_body(const ApiError& error, ErrorFlavor flavor) {
   writer.begin_object()
       .key("error")
       .begin_object()
-      .key("message")
-      .string(error.message)
-      .key("type")
-      .string(error.type)
+      .string_field("message", error.message)
+      .string_field("type", error.type)
       .key("param");
   if (error.param.empty()) {
     writer.null();
   } else {
     writer.string(error.param);
   }
-  writer.key("code").string(error.code).end_object().end_object();
+  writer.string_field("code", error.code).end_object().end_object();
   return out;
 }
 
