@@ -1,5 +1,6 @@
 #include <pybind11/pybind11.h>
 
+#include "bindings.hpp"
 #include "kafka_llm/common/version.hpp"
 
 namespace py = pybind11;
@@ -9,4 +10,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("__version__") = std::string(kafka_llm::version());
   m.def("library_versions", &kafka_llm::library_versions,
         "Versions of librdkafka, libcurl, hiredis and Boost the core runs with.");
+  kafka_llm::bindings::register_errors(m);
+  kafka_llm::bindings::register_kafka(m);
+  kafka_llm::bindings::register_pipeline(m);
 }

@@ -6,10 +6,23 @@ Import this package, never the private native module ``kafka_llm._core``.
 from __future__ import annotations
 
 from kafka_llm import _core
+from kafka_llm.config import Config, load_config
+from kafka_llm.errors import ConfigError, KafkaError, KafkaLlmError, RedisError
+from kafka_llm.pipeline import Pipeline
 
 __version__: str = _core.__version__
 
-__all__ = ["__version__", "library_versions"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "KafkaError",
+    "KafkaLlmError",
+    "Pipeline",
+    "RedisError",
+    "__version__",
+    "library_versions",
+    "load_config",
+]
 
 
 def library_versions() -> str:

@@ -14,8 +14,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kafka-llm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from kafka_llm import devstack, mock_provider
+    from kafka_llm import devstack, mock_provider, worker
 
+    worker.register_cli(sub)
     devstack.register_cli(sub)
     mock_provider.register_cli(sub)
     return parser

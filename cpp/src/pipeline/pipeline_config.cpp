@@ -34,7 +34,8 @@ class Reader {
       return fallback;
     }
     if (!v->is_string()) throw ConfigError(key(field), "must be a string");
-    if (required && v->get_ref<const std::string&>().empty()) throw ConfigError(key(field), "must not be empty");
+    if (required && v->get_ref<const std::string&>().empty())
+      throw ConfigError(key(field), "must not be empty");
     return v->get<std::string>();
   }
 
@@ -43,7 +44,8 @@ class Reader {
     if (v == nullptr) return fallback;
     if (!v->is_number()) throw ConfigError(key(field), "must be a number");
     const double d = v->get<double>();
-    if (d < min) throw ConfigError(key(field), "must be at least " + std::to_string(static_cast<long long>(min)));
+    if (d < min)
+      throw ConfigError(key(field), "must be at least " + std::to_string(static_cast<long long>(min)));
     return d;
   }
 
@@ -95,8 +97,9 @@ PipelineConfig PipelineConfig::from_json(const json& root) {
       kafka::set_property(config.kafka, name, property_value(value, "kafka." + name));
     }
   }
-  auto has_bootstrap = std::any_of(config.kafka.begin(), config.kafka.end(),
-                                   [](const auto& p) { return p.first == "bootstrap.servers" && !p.second.empty(); });
+  auto has_bootstrap = std::any_of(config.kafka.begin(), config.kafka.end(), [](const auto& p) {
+    return p.first == "bootstrap.servers" && !p.second.empty();
+  });
   if (!has_bootstrap) throw ConfigError("kafka.bootstrap.servers", "is required");
   (void)kafka::make_conf(config.kafka);  // unknown or invalid librdkafka properties fail now, named
 
@@ -169,7 +172,8 @@ PipelineConfig PipelineConfig::from_json(const json& root) {
   }
   config.default_provider = top.string("default_provider", config.providers.front().name);
   if (config.find_provider(config.default_provider) == nullptr) {
-    throw ConfigError("default_provider", "names no configured provider: \"" + config.default_provider + "\"");
+    throw ConfigError("default_provider",
+                      "names no configured provider: \"" + config.default_provider + "\"");
   }
 
   if (const json* retry = top.find("retry")) {
@@ -179,7 +183,13 @@ PipelineConfig PipelineConfig::from_json(const json& root) {
     config.retry.max_backoff = r.millis("max_backoff_ms", config.retry.max_backoff);
     config.retry.error_max_backoff = r.millis("error_max_backoff_ms", config.retry.error_max_backoff);
     config.retry.request_timeout = r.millis("request_timeout_ms", config.retry.request_timeout, 1);
-    config.retry.deadline = r.millis("deadline_ms", config.retry.deadline, 1);
+    config.retry.max_malformed_retries =
+        static_cast<int>(r.number("max_malformed_retries", config.retry.max_malformed_retries));
+  }
+  try {
+    (void)policy::RetryPolicy(config.retry);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError("retry", e.what());
   }
   if (const json* circuit = top.find("circuit")) {
     Reader c(*circuit, "circuit");

@@ -1,10 +1,10 @@
-#include "kafka_llm/metrics/histogram.hpp"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <random>
 #include <vector>
+
+#include "kafka_llm/metrics/histogram.hpp"
 
 namespace kafka_llm::metrics {
 namespace {
@@ -15,7 +15,9 @@ TEST(MetricsHistogram, BucketsAreMonotonicAndBoundsContainTheirValues) {
     const int b = Histogram::bucket_of(v);
     EXPECT_GE(b, previous);
     EXPECT_LE(v, Histogram::upper_bound(b)) << v;
-    if (b > 0) EXPECT_GT(v, Histogram::upper_bound(b - 1)) << v;
+    if (b > 0) {
+      EXPECT_GT(v, Histogram::upper_bound(b - 1)) << v;
+    }
     previous = b;
   }
 }

@@ -3,13 +3,13 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "kafka_llm/common/types.hpp"
 #include "kafka_llm/kafka/client_config.hpp"
+#include "kafka_llm/policy/retry_policy.hpp"
 
 namespace kafka_llm::pipeline {
 
@@ -42,15 +42,6 @@ struct ProviderConfig {
   std::size_t max_concurrency = 0;  ///< embedded providers: worker threads (0 = 1)
 };
 
-struct RetryConfig {
-  int max_attempts = 6;
-  Millis initial_backoff{500};
-  Millis max_backoff{30'000};
-  Millis error_max_backoff{30'000};  ///< cap on server hints (Retry-After …); KubeAI `errorMaxBackoff`
-  Millis request_timeout{120'000};   ///< per attempt
-  Millis deadline{600'000};          ///< per request, all attempts
-};
-
 struct CircuitConfig {
   int failure_threshold = 20;  ///< consecutive retryable failures that open the circuit
   Millis cooldown{2'000};
@@ -70,7 +61,7 @@ struct PipelineConfig {
   RedisConfig redis;
   std::vector<ProviderConfig> providers;
   std::string default_provider;  ///< used when neither the record nor a model route names one
-  RetryConfig retry;
+  policy::RetryConfig retry;     ///< request_timeout is the per-request deadline over all attempts
   CircuitConfig circuit;
   std::size_t max_request_bytes = 1 << 20;
   std::string model_version;  ///< header `model_version` on outputs; default: the provider's model name

@@ -1,0 +1,215 @@
+#include <pybind11/stl.h>
+
+#include <mutex>
+
+#include "bindings.hpp"
+#include "kafka_llm/common/errors.hpp"
+#include "kafka_llm/kafka/admin.hpp"
+#include "kafka_llm/kafka/consumer.hpp"
+#include "kafka_llm/kafka/producer.hpp"
+
+namespace py = pybind11;
+
+namespace kafka_llm::bindings {
+
+namespace {
+
+kafka::Properties to_properties(const py::dict& props) {
+  kafka::Properties out;
+  for (const auto& [name, value] : props) {
+    out.emplace_back(py::str(name).cast<std::string>(), py::str(value).cast<std::string>());
+  }
+  return out;
+}
+
+/// A consumed record as Python sees it: bytes for key and value, (name, bytes) headers.
+struct Record {
+  std::string topic;
+  std::int32_t partition;
+  std::int64_t offset;
+  std::optional<std::string> key;
+  std::string value;
+  HeaderList headers;
+  std::int64_t timestamp_ms;
+};
+
+/// A blocking producer for tools and tests: produce() enqueues, flush() waits for every delivery
+/// report and returns the failures.
+class BlockingProducer {
+ public:
+  explicit BlockingProducer(const kafka::Properties& props) : producer_(props) {}
+
+  void produce(const std::string& topic, const std::string& value, const std::optional<std::string>& key,
+               const HeaderList& headers, std::int32_t partition) {
+    for (;;) {
+      auto err = producer_.produce(
+          topic, key ? std::optional<std::string_view>(*key) : std::nullopt, value, headers,
+          [this](const kafka::DeliveryReport& r) {
+            if (!r.ok()) {
+              std::lock_guard lock(mutex_);
+              failures_.push_back(r.error_message);
+            }
+          },
+          partition);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        throw KafkaError(std::string("produce failed: ") + rd_kafka_err2str(err));
+      producer_.poll(50);
+    }
+  }
+
+  std::vector<std::string> flush(int timeout_ms) {
+    if (producer_.flush(timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      throw KafkaError("flush timed out with " + std::to_string(producer_.outstanding()) +
+                       " records outstanding");
+    }
+    std::lock_guard lock(mutex_);
+    return std::exchange(failures_, {});
+  }
+
+ private:
+  kafka::Producer producer_;
+  std::mutex mutex_;
+  std::vector<std::string> failures_;
+};
+
+Record to_record(const kafka::Message& m) {
+  std::optional<std::string> key;
+  if (auto k = m.key()) key = std::string(*k);
+  return {std::string(m.topic()), m.partition(), m.offset(),      key,
+          std::string(m.value()), m.headers(),   m.timestamp_ms()};
+}
+
+}  // namespace
+
+void register_kafka(py::module_& m) {
+  py::class_<Record>(m, "Record")
+      .def_readonly("topic", &Record::topic)
+      .def_readonly("partition", &Record::partition)
+      .def_readonly("offset", &Record::offset)
+      .def_property_readonly("key",
+                             [](const Record& r) -> py::object {
+                               if (!r.key) return py::none();
+                               return py::bytes(*r.key);
+                             })
+      .def_property_readonly("value", [](const Record& r) { return py::bytes(r.value); })
+      .def_property_readonly("headers",
+                             [](const Record& r) {
+                               py::list out;
+                               for (const auto& [k, v] : r.headers)
+                                 out.append(py::make_tuple(k, py::bytes(v)));
+                               return out;
+                             })
+      .def_readonly("timestamp_ms", &Record::timestamp_ms)
+      .def("__repr__", [](const Record& r) {
+        return "<Record " + r.topic + "[" + std::to_string(r.partition) + "]@" + std::to_string(r.offset) +
+               ">";
+      });
+
+  py::class_<BlockingProducer>(m, "Producer")
+      .def(py::init([](const py::dict& props) {
+             return std::make_unique<BlockingProducer>(to_properties(props));
+           }),
+           py::arg("properties"))
+      .def(
+          "produce",
+          [](BlockingProducer& p, const std::string& topic, const py::bytes& value, const py::object& key,
+             const std::vector<std::pair<std::string, py::bytes>>& headers, std::int32_t partition) {
+            HeaderList h;
+            for (const auto& [name, v] : headers) h.emplace_back(name, std::string(v));
+            std::optional<std::string> k;
+            if (!key.is_none()) k = key.cast<std::string>();
+            p.produce(topic, std::string(value), k, h, partition);
+          },
+          py::arg("topic"), py::arg("value"), py::arg("key") = py::none(),
+          py::arg("headers") = std::vector<std::pair<std::string, py::bytes>>{},
+          py::arg("partition") = RD_KAFKA_PARTITION_UA)
+      .def("flush", &BlockingProducer::flush, py::arg("timeout_ms") = 30000,
+           py::call_guard<py::gil_scoped_release>());
+
+  py::class_<kafka::Consumer>(m, "Consumer")
+      .def(py::init([](const py::dict& props, const std::vector<std::string>& topics) {
+             auto consumer = std::make_unique<kafka::Consumer>(to_properties(props));
+             if (!topics.empty()) consumer->subscribe(topics);
+             return consumer;
+           }),
+           py::arg("properties"), py::arg("topics") = std::vector<std::string>{})
+      .def(
+          "poll",
+          [](kafka::Consumer& c, int timeout_ms) -> std::optional<Record> {
+            std::optional<kafka::Message> message;
+            {
+              py::gil_scoped_release release;
+              message = c.poll(timeout_ms);
+            }
+            if (!message || message->error() != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
+            return to_record(*message);
+          },
+          py::arg("timeout_ms") = 1000)
+      .def(
+          "consume",
+          [](kafka::Consumer& c, std::size_t max_records, int timeout_ms) {
+            std::vector<Record> out;
+            py::gil_scoped_release release;
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+            while (out.size() < max_records) {
+              const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    deadline - std::chrono::steady_clock::now())
+                                    .count();
+              if (left <= 0) break;
+              auto message = c.poll(static_cast<int>(std::min<long>(left, 100)));
+              if (message && message->error() == RD_KAFKA_RESP_ERR_NO_ERROR)
+                out.push_back(to_record(*message));
+            }
+            return out;
+          },
+          py::arg("max_records"), py::arg("timeout_ms"),
+          "Records until max_records arrived or timeout_ms passed (the GIL is released meanwhile).")
+      .def(
+          "commit",
+          [](kafka::Consumer& c,
+             const std::vector<std::tuple<std::string, std::int32_t, std::int64_t>>& offsets) {
+            std::vector<kafka::TopicPartition> list;
+            for (const auto& [t, p, o] : offsets) list.push_back({t, p, o});
+            py::gil_scoped_release release;
+            if (auto err = c.commit(list, false); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+              throw KafkaError(std::string("commit failed: ") + rd_kafka_err2str(err));
+            }
+          },
+          py::arg("offsets"))
+      .def("assignment",
+           [](const kafka::Consumer& c) {
+             std::vector<std::pair<std::string, std::int32_t>> out;
+             for (const auto& tp : c.assignment()) out.emplace_back(tp.topic, tp.partition);
+             return out;
+           })
+      .def("close", &kafka::Consumer::close, py::call_guard<py::gil_scoped_release>());
+
+  m.def(
+      "create_topics",
+      [](const py::dict& props, const std::vector<std::tuple<std::string, int>>& topics, int timeout_ms,
+         const std::map<std::string, std::string>& config) {
+        std::vector<kafka::NewTopic> list;
+        for (const auto& [name, partitions] : topics) {
+          kafka::NewTopic t{name, partitions, 1, {}};
+          for (const auto& [k, v] : config) t.config.emplace_back(k, v);
+          list.push_back(std::move(t));
+        }
+        auto properties = to_properties(props);
+        py::gil_scoped_release release;
+        kafka::create_topics(properties, list, timeout_ms);
+      },
+      py::arg("properties"), py::arg("topics"), py::arg("timeout_ms") = 30000,
+      py::arg("config") = std::map<std::string, std::string>{},
+      "Creates topics (name, partitions) and waits until their partitions have leaders.");
+  m.def(
+      "partition_count",
+      [](const py::dict& props, const std::string& topic, int timeout_ms) {
+        auto properties = to_properties(props);
+        py::gil_scoped_release release;
+        return kafka::partition_count(properties, topic, timeout_ms);
+      },
+      py::arg("properties"), py::arg("topic"), py::arg("timeout_ms") = 5000);
+}
+
+}  // namespace kafka_llm::bindings

@@ -1,0 +1,1134 @@
+#include "kafka_llm/pipeline/pipeline.hpp"
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <future>
+#include <iostream>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include "kafka_llm/common/errors.hpp"
+#include "kafka_llm/format/anthropic_mapping.hpp"
+#include "kafka_llm/format/anthropic_stream.hpp"
+#include "kafka_llm/format/dead_letter.hpp"
+#include "kafka_llm/format/openai_stream.hpp"
+#include "kafka_llm/format/provider_response.hpp"
+#include "kafka_llm/format/request_envelope.hpp"
+#include "kafka_llm/format/response_envelope.hpp"
+#include "kafka_llm/format/result_record.hpp"
+#include "kafka_llm/format/sse_parser.hpp"
+#include "kafka_llm/http/client.hpp"
+#include "kafka_llm/kafka/consumer.hpp"
+#include "kafka_llm/kafka/producer.hpp"
+#include "kafka_llm/kafka/queue_watcher.hpp"
+#include "kafka_llm/metrics/pipeline_metrics.hpp"
+#include "kafka_llm/pipeline/provider_call.hpp"
+#include "kafka_llm/policy/circuit_breaker.hpp"
+#include "kafka_llm/policy/classify.hpp"
+#include "kafka_llm/policy/offset_tracker.hpp"
+#include "kafka_llm/policy/rate_limiter.hpp"
+#include "kafka_llm/policy/retry_policy.hpp"
+#include "kafka_llm/policy/split_mix64.hpp"
+#include "kafka_llm/redis/redis_client.hpp"
+
+namespace kafka_llm::pipeline {
+
+namespace asio = boost::asio;
+using SteadyClock = std::chrono::steady_clock;
+using SystemClock = std::chrono::system_clock;
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(SystemClock::now().time_since_epoch()).count();
+}
+
+std::uint64_t micros_since(SteadyClock::time_point start) {
+  const auto d = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - start).count();
+  return d > 0 ? static_cast<std::uint64_t>(d) : 0;
+}
+
+// Pending-or-done check and pending write in one round trip: returns the stored record when it
+// is already done (the request is not sent again), else stores `pending` and returns nil.
+constexpr std::string_view kClaimScript = R"lua(
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 17) == '{"status":"done",' then return v end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+)lua";
+
+}  // namespace
+
+/// One record's journey through the pipeline. Owned by Impl::jobs_; callbacks refer to it by id.
+struct Job {
+  std::uint64_t id = 0;
+  std::size_t stream = 0;
+  RecordOrigin origin;
+  policy::OffsetTicket ticket;
+  std::optional<std::string> key;
+  std::string value;
+  HeaderList headers;
+  std::int64_t record_timestamp_ms = -1;
+  SteadyClock::time_point received;
+  std::int64_t created_ms = 0;
+
+  std::optional<format::RequestEnvelope> request;
+  const ProviderConfig* provider = nullptr;
+  std::string model_version;
+  int attempts = 0;
+  int malformed = 0;
+  SteadyClock::time_point first_attempt;
+  std::int64_t first_attempt_ms = 0;
+  std::int64_t estimated_tokens = 0;
+  http::Client::RequestId http_id = 0;
+  std::unique_ptr<asio::steady_timer> timer;
+
+  // Streaming state.
+  std::unique_ptr<format::SseParser> sse;
+  std::uint64_t seq = 0;
+  std::string stream_text;
+  std::optional<std::string> finish_reason;
+  std::optional<format::TokenUsage> usage;
+  bool stream_done = false;
+  std::string stream_error;
+  std::string stream_prefix;  ///< the first bytes of a streamed body, for error messages
+
+  // Outputs still waiting for Redis or a delivery report before the record counts as finished.
+  int outputs_pending = 0;
+  bool finished = false;
+};
+
+class Pipeline::Impl {
+ public:
+  explicit Impl(PipelineConfig config);
+  ~Impl();
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+  Impl(Impl&&) = delete;
+  Impl& operator=(Impl&&) = delete;
+
+  void register_embedded(const std::string& name, EmbeddedProvider provider);
+  void start();
+  void stop();
+  bool running() const noexcept { return running_.load(); }
+  nlohmann::json stats() const;
+  std::string prometheus() const { return metrics_.prometheus(); }
+  std::string submit(nlohmann::json envelope, int timeout_ms);
+  const PipelineConfig& config() const noexcept { return config_; }
+
+ private:
+  struct Stream {
+    StreamConfig config;
+    std::unique_ptr<kafka::Consumer> consumer;
+    std::unique_ptr<kafka::QueueWatcher> watcher;
+    std::vector<kafka::TopicPartition> assignment;
+    std::size_t inflight = 0;
+    bool paused = false;
+  };
+  struct ProviderState {
+    const ProviderConfig* config = nullptr;
+    std::optional<policy::RateLimiter> limiter;
+    policy::CircuitBreaker breaker;
+    EmbeddedProvider embedded;
+  };
+
+  // Consumption and flow control.
+  void on_rebalance(std::size_t stream, kafka::RebalanceKind kind,
+                    const std::vector<kafka::TopicPartition>& parts);
+  void drain_consumer(std::size_t stream);
+  void on_record(std::size_t stream, kafka::Message&& message);
+  void update_flow(Stream& stream);
+  void commit_finished(bool sync);
+  void on_commit(rd_kafka_resp_err_t err, const std::vector<kafka::TopicPartition>& offsets);
+  void schedule_housekeeping();
+
+  // A request's life.
+  void claim(Job& job);
+  void dispatch(Job& job);
+  void start_attempt(Job& job);
+  void on_attempt_done(std::uint64_t job_id, ProviderCall&& call);
+  void on_stream_data(Job& job, std::string_view data);
+  void succeed(Job& job, nlohmann::json body);
+  void fail(Job& job, ErrorClass error_class, int http_status, const std::string& message);
+  void republish_done(Job& job, const format::ResultRecord& record);
+  void reject_poison(Job& job, const format::PoisonRecord& poison);
+
+  // Outputs: each increments outputs_pending and retries until it succeeds.
+  void store_result(std::uint64_t job_id, std::string key, std::string value);
+  void produce_output(std::uint64_t job_id, std::string topic, std::optional<std::string> key,
+                      std::string value, HeaderList headers);
+  void output_done(std::uint64_t job_id);
+  void finish(Job& job);
+  void after(Job& job, std::chrono::milliseconds delay, std::function<void(Job&)> then);
+  Job* find_job(std::uint64_t id);
+  ProviderState& provider_state(const ProviderConfig* config);
+  std::string redact(std::string_view text) const;
+
+  PipelineConfig config_;
+  std::vector<std::string> secrets_;
+  policy::RetryPolicy retry_;
+  policy::SplitMix64 rng_;
+  metrics::PipelineMetrics metrics_;
+
+  asio::io_context io_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::thread io_thread_;
+  std::unique_ptr<asio::thread_pool> embedded_pool_;
+  std::unique_ptr<kafka::Producer> producer_;
+  std::unique_ptr<kafka::QueueWatcher> producer_watcher_;
+  std::unique_ptr<redis::RedisClient> redis_;
+  std::unique_ptr<http::Client> http_;
+  std::vector<Stream> streams_;
+  std::unordered_map<std::string, ProviderState> providers_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Job>> jobs_;
+  policy::OffsetTracker offsets_;
+  std::map<policy::PartitionKey, policy::CommitPosition> commits_in_flight_;
+  asio::steady_timer housekeeping_;
+  SteadyClock::time_point last_commit_;
+  std::uint64_t next_job_id_ = 1;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> stopping_{false};
+  bool started_ = false;
+  bool stopped_ = false;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Setup and teardown
+
+Pipeline::Impl::Impl(PipelineConfig config)
+    : config_(std::move(config)),
+      secrets_(config_.secrets()),
+      retry_(config_.retry),
+      rng_(std::random_device{}() ^
+           static_cast<std::uint64_t>(SteadyClock::now().time_since_epoch().count())),
+      housekeeping_(io_) {
+  kafka::Properties producer_props = config_.kafka;
+  kafka::set_property(producer_props, "enable.idempotence", "true");
+  kafka::set_property(producer_props, "linger.ms", "2");
+  producer_ = std::make_unique<kafka::Producer>(producer_props);
+
+  for (const auto& stream_config : config_.streams) {
+    Stream stream;
+    stream.config = stream_config;
+    kafka::Properties consumer_props = config_.kafka;
+    kafka::set_property(consumer_props, "group.id", stream_config.group);
+    kafka::set_property(consumer_props, "partition.assignment.strategy", "cooperative-sticky");
+    if (std::none_of(consumer_props.begin(), consumer_props.end(),
+                     [](const auto& p) { return p.first == "auto.offset.reset"; })) {
+      kafka::set_property(consumer_props, "auto.offset.reset", "earliest");
+    }
+    const std::size_t index = streams_.size();
+    stream.consumer = std::make_unique<kafka::Consumer>(
+        consumer_props,
+        [this, index](kafka::RebalanceKind kind, const std::vector<kafka::TopicPartition>& parts) {
+          on_rebalance(index, kind, parts);
+        },
+        [this](rd_kafka_resp_err_t err, const std::vector<kafka::TopicPartition>& offsets) {
+          on_commit(err, offsets);
+        });
+    streams_.push_back(std::move(stream));
+  }
+  for (const auto& provider : config_.providers) {
+    policy::CircuitBreakerConfig breaker;
+    breaker.consecutive_failures = config_.circuit.failure_threshold;
+    breaker.open_cooldown = config_.circuit.cooldown;
+    breaker.max_open_cooldown = config_.circuit.max_cooldown;
+    // 429s are the provider pacing us: Retry-After and the rate limiter handle them.
+    breaker.rate_limited = policy::RateLimitCounting::kIgnore;
+    ProviderState state{&provider, std::nullopt, policy::CircuitBreaker(breaker), {}};
+    if (provider.rpm > 0 || provider.tpm > 0) {
+      state.limiter = policy::RateLimiter::per_minute(
+          provider.rpm > 0 ? std::optional<std::int64_t>(static_cast<std::int64_t>(provider.rpm))
+                           : std::nullopt,
+          provider.tpm > 0 ? std::optional<std::int64_t>(static_cast<std::int64_t>(provider.tpm))
+                           : std::nullopt);
+    }
+    providers_.emplace(provider.name, std::move(state));
+  }
+  auto redis_options = redis::parse_redis_url(config_.redis.url);
+  redis_options.command_timeout = config_.redis.command_timeout;
+  redis_ = std::make_unique<redis::RedisClient>(io_, std::move(redis_options));
+  http_ = std::make_unique<http::Client>(io_, http::ClientOptions{});
+}
+
+Pipeline::Impl::~Impl() {
+  stop();
+}
+
+void Pipeline::Impl::register_embedded(const std::string& name, EmbeddedProvider provider) {
+  if (started_) throw Error("register_embedded_provider must be called before start()");
+  auto it = providers_.find(name);
+  if (it == providers_.end() || it->second.config->kind != ProviderKind::kEmbedded) {
+    throw ConfigError("providers", "no provider of kind python is named \"" + name + "\"");
+  }
+  it->second.embedded = std::move(provider);
+}
+
+void Pipeline::Impl::start() {
+  if (started_) throw Error("the pipeline was already started");
+  for (const auto& [name, state] : providers_) {
+    if (state.config->kind == ProviderKind::kEmbedded && !state.embedded) {
+      throw ConfigError("providers",
+                        "provider \"" + name + "\" is of kind python but no callable was registered");
+    }
+  }
+  started_ = true;
+  std::size_t embedded_threads = 0;
+  for (const auto& p : config_.providers) {
+    if (p.kind == ProviderKind::kEmbedded) embedded_threads += std::max<std::size_t>(1, p.max_concurrency);
+  }
+  if (embedded_threads > 0) embedded_pool_ = std::make_unique<asio::thread_pool>(embedded_threads);
+
+  for (auto& stream : streams_) stream.consumer->subscribe({stream.config.requests_topic});
+  work_.emplace(asio::make_work_guard(io_));
+  asio::post(io_, [this] {
+    redis_->start();
+    producer_watcher_ = std::make_unique<kafka::QueueWatcher>(io_, producer_->main_queue(), [this] {
+      while (producer_->poll(0) > 0) {
+      }
+    });
+    for (std::size_t i = 0; i < streams_.size(); ++i) {
+      streams_[i].watcher = std::make_unique<kafka::QueueWatcher>(io_, streams_[i].consumer->queue(),
+                                                                  [this, i] { drain_consumer(i); });
+      drain_consumer(i);
+    }
+    last_commit_ = SteadyClock::now();
+    schedule_housekeeping();
+  });
+  running_ = true;
+  io_thread_ = std::thread([this] { io_.run(); });
+}
+
+void Pipeline::Impl::stop() {
+  if (!started_ || stopped_) return;
+  stopped_ = true;
+  stopping_ = true;
+  // Stop taking new records, then let in-flight work finish for up to the drain timeout.
+  std::promise<void> drained;
+  auto drained_future = drained.get_future();
+  asio::post(io_, [this, &drained] {
+    for (auto& stream : streams_) {
+      stream.consumer->pause(stream.assignment);
+      stream.paused = true;
+    }
+    auto deadline = SteadyClock::now() + config_.drain_timeout;
+    auto poll_drain = std::make_shared<std::function<void()>>();
+    auto timer = std::make_shared<asio::steady_timer>(io_);
+    *poll_drain = [this, deadline, poll_drain, timer, &drained] {
+      if (jobs_.empty() || SteadyClock::now() >= deadline) {
+        commit_finished(/*sync=*/true);
+        drained.set_value();
+        return;
+      }
+      timer->expires_after(std::chrono::milliseconds(10));
+      timer->async_wait([poll_drain](boost::system::error_code) { (*poll_drain)(); });
+    };
+    (*poll_drain)();
+  });
+  drained_future.wait();
+  // Leave the groups on the io thread (the final revoke commits through on_rebalance).
+  std::promise<void> closed;
+  asio::post(io_, [this, &closed] {
+    housekeeping_.cancel();
+    for (auto& stream : streams_) {
+      stream.watcher.reset();
+      stream.consumer->close();
+    }
+    producer_->flush(5000);
+    producer_watcher_.reset();
+    http_.reset();  // cancels what is left without callbacks
+    jobs_.clear();
+    redis_.reset();
+    closed.set_value();
+  });
+  closed.get_future().wait();
+  work_.reset();
+  io_.stop();
+  if (io_thread_.joinable()) io_thread_.join();
+  if (embedded_pool_) embedded_pool_->join();
+  running_ = false;
+}
+
+nlohmann::json Pipeline::Impl::stats() const {
+  auto out = metrics_.snapshot();
+  out["running"] = running_.load();
+  return out;
+}
+
+std::string Pipeline::Impl::submit(nlohmann::json envelope, int timeout_ms) {
+  if (!envelope.is_object()) throw Error("a request envelope must be a JSON object");
+  std::string request_id;
+  if (auto it = envelope.find("request_id");
+      it != envelope.end() && it->is_string() && !it->get_ref<const std::string&>().empty()) {
+    request_id = it->get<std::string>();
+  } else {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::random_device rd;
+    request_id.resize(32);
+    for (auto& c : request_id) c = kHex[rd() % 16];
+    envelope["request_id"] = request_id;
+  }
+  const std::string value = envelope.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // A private producer so that submit() works whether or not the pipeline runs.
+  kafka::Producer producer(config_.kafka);
+  std::optional<kafka::DeliveryReport> report;
+  auto err = producer.produce(config_.streams.front().requests_topic, request_id, value, {},
+                              [&report](const kafka::DeliveryReport& r) { report = r; });
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    throw KafkaError(std::string("submit failed: ") + rd_kafka_err2str(err));
+  producer.flush(timeout_ms);
+  if (!report) throw KafkaError("submit timed out waiting for the broker");
+  if (!report->ok()) throw KafkaError("submit failed: " + report->error_message);
+  return request_id;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consumption, rebalances, flow control and commits
+
+void Pipeline::Impl::on_rebalance(std::size_t index, kafka::RebalanceKind kind,
+                                  const std::vector<kafka::TopicPartition>& parts) {
+  Stream& stream = streams_[index];
+  metrics_.rebalance();
+  if (kind == kafka::RebalanceKind::kAssigned) {
+    for (const auto& tp : parts) {
+      offsets_.assign({tp.topic, tp.partition});
+      stream.assignment.push_back(tp);
+    }
+    if (stream.paused) stream.consumer->pause(parts);
+    return;
+  }
+  // Revoked: commit what finished on these partitions (not on a lost assignment: the
+  // partitions may already belong to someone else), then forget them. Their in-flight work
+  // goes on, but can no longer move a committed offset.
+  std::vector<kafka::TopicPartition> commits;
+  for (const auto& tp : parts) {
+    auto position = offsets_.revoke({tp.topic, tp.partition});
+    commits_in_flight_.erase({tp.topic, tp.partition});
+    if (position && kind == kafka::RebalanceKind::kRevoked)
+      commits.push_back({tp.topic, tp.partition, position->offset});
+    metrics_.forget_lag(tp.topic, tp.partition);
+    std::erase_if(stream.assignment, [&](const kafka::TopicPartition& a) {
+      return a.topic == tp.topic && a.partition == tp.partition;
+    });
+  }
+  if (!commits.empty()) stream.consumer->commit(commits, /*async=*/false);
+}
+
+void Pipeline::Impl::drain_consumer(std::size_t index) {
+  Stream& stream = streams_[index];
+  // A bounded batch per turn so that HTTP, Redis and timers get their share of the loop.
+  for (int i = 0; i < 512; ++i) {
+    auto message = stream.consumer->poll(0);
+    if (!message) return;
+    if (message->error() != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (message->error() != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        std::cerr << "kafka-llm: consumer error: " << redact(message->error_string()) << "\n";
+      }
+      continue;
+    }
+    on_record(index, std::move(*message));
+  }
+  asio::post(io_, [this, index] { drain_consumer(index); });
+}
+
+void Pipeline::Impl::update_flow(Stream& stream) {
+  if (stopping_) return;
+  const std::size_t max = stream.config.max_handlers;
+  const std::size_t low = max - std::max<std::size_t>(1, max / 10);
+  if (!stream.paused && stream.inflight >= max) {
+    stream.consumer->pause(stream.assignment);
+    stream.paused = true;
+  } else if (stream.paused && stream.inflight <= low) {
+    stream.consumer->resume(stream.assignment);
+    stream.paused = false;
+  }
+  std::int64_t paused = 0;
+  for (const auto& s : streams_) paused += s.paused ? static_cast<std::int64_t>(s.assignment.size()) : 0;
+  metrics_.set_paused_partitions(paused);
+}
+
+void Pipeline::Impl::commit_finished(bool sync) {
+  last_commit_ = SteadyClock::now();
+  auto ready = offsets_.committable();
+  for (auto& stream : streams_) {
+    std::vector<kafka::TopicPartition> commits;
+    std::vector<policy::CommitPosition> positions;
+    for (const auto& c : ready) {
+      auto in_flight = commits_in_flight_.find(c.partition);
+      if (!sync && in_flight != commits_in_flight_.end() && in_flight->second.offset == c.offset) continue;
+      for (const auto& tp : stream.assignment) {
+        if (c.partition.topic == tp.topic && c.partition.partition == tp.partition) {
+          commits.push_back({tp.topic, tp.partition, c.offset});
+          positions.push_back(c);
+        }
+      }
+    }
+    if (commits.empty()) continue;
+    if (sync) {
+      if (stream.consumer->commit(commits, false) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (const auto& position : positions) offsets_.mark_committed(position);
+      }
+    } else {
+      for (const auto& position : positions) commits_in_flight_[position.partition] = position;
+      stream.consumer->commit(commits, true);
+    }
+  }
+}
+
+void Pipeline::Impl::on_commit(rd_kafka_resp_err_t err, const std::vector<kafka::TopicPartition>& offsets) {
+  for (const auto& tp : offsets) {
+    auto it = commits_in_flight_.find({tp.topic, tp.partition});
+    if (it == commits_in_flight_.end() || it->second.offset != tp.offset) continue;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) offsets_.mark_committed(it->second);
+    commits_in_flight_.erase(it);
+  }
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    std::cerr << "kafka-llm: offset commit failed (will retry): " << rd_kafka_err2str(err) << "\n";
+  }
+}
+
+void Pipeline::Impl::schedule_housekeeping() {
+  housekeeping_.expires_after(std::chrono::milliseconds(50));
+  housekeeping_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    // Poll even when nothing woke us: keeps the group membership alive while partitions are
+    // paused (max.poll.interval.ms) and serves rebalance events promptly.
+    for (std::size_t i = 0; i < streams_.size(); ++i) drain_consumer(i);
+    while (producer_->poll(0) > 0) {
+    }
+    if (SteadyClock::now() - last_commit_ >= config_.commit_interval) commit_finished(false);
+    for (auto& stream : streams_) {
+      for (const auto& tp : stream.assignment) {
+        if (auto marks = stream.consumer->watermarks(tp.topic, tp.partition)) {
+          if (auto committed = offsets_.position({tp.topic, tp.partition})) {
+            metrics_.set_lag(tp.topic, tp.partition, std::max<std::int64_t>(0, marks->second - *committed));
+          }
+        }
+      }
+    }
+    metrics_.set_inflight(static_cast<std::int64_t>(jobs_.size()));
+    schedule_housekeeping();
+  });
+}
+
+void Pipeline::Impl::on_record(std::size_t index, kafka::Message&& message) {
+  Stream& stream = streams_[index];
+  metrics_.consumed();
+  auto job = std::make_unique<Job>();
+  job->id = next_job_id_++;
+  job->stream = index;
+  job->origin = message.origin();
+  auto ticket = offsets_.begin({job->origin.topic, job->origin.partition}, job->origin.offset);
+  if (!ticket) return;  // a redelivery of a record already in flight in this assignment
+  job->ticket = *ticket;
+  if (auto key = message.key()) job->key = std::string(*key);
+  job->value = std::string(message.value());
+  job->headers = message.headers();
+  job->record_timestamp_ms = message.timestamp_ms();
+  job->received = SteadyClock::now();
+  job->created_ms = now_ms();
+  Job& ref = *job;
+  jobs_.emplace(job->id, std::move(job));
+  ++stream.inflight;
+  update_flow(stream);
+
+  format::RequestParseOptions options;
+  options.max_request_bytes = config_.max_request_bytes;
+  auto parsed = format::parse_request(ref.value, ref.key, ref.origin, options);
+  if (auto* poison = std::get_if<format::PoisonRecord>(&parsed)) {
+    reject_poison(ref, *poison);
+    return;
+  }
+  ref.request = std::move(std::get<format::RequestEnvelope>(parsed));
+  if (ref.request->provider) {
+    ref.provider = config_.find_provider(*ref.request->provider);
+    if (ref.provider == nullptr) {
+      fail(ref, ErrorClass::kNonRetryable, 400, "unknown provider \"" + *ref.request->provider + "\"");
+      return;
+    }
+  } else {
+    ref.provider = config_.route_model(ref.request->model);
+  }
+  ref.model_version = config_.model_version.empty() ? ref.request->model : config_.model_version;
+  claim(ref);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A request's life: claim (idempotency), admission (breaker, rate limit), attempts, outcome
+
+void Pipeline::Impl::claim(Job& job) {
+  format::ResultRecord pending;
+  pending.status = format::ResultStatus::kPending;
+  pending.request_id = job.request->request_id;
+  pending.provider = job.provider->name;
+  pending.model = job.request->model;
+  pending.created_ms = job.created_ms;
+  pending.updated_ms = job.created_ms;
+  const std::string key = format::result_key(config_.redis.key_prefix, job.request->request_id);
+  const std::string value = format::serialize_result(pending);
+  const std::string ttl = std::to_string(config_.redis.result_ttl.count());
+  redis_->command({"EVAL", kClaimScript, "1", key, value, ttl},
+                  [this, id = job.id](redis::RedisReply&& reply) {
+                    Job* j = find_job(id);
+                    if (j == nullptr) return;
+                    if (!reply.ok()) {
+                      // Redis is down or slow: wait and try again; the in-flight window turns this into
+                      // backpressure.
+                      after(*j, std::chrono::milliseconds(200), [this](Job& again) { claim(again); });
+                      return;
+                    }
+                    if (reply.type == redis::RedisReply::Type::kString) {
+                      auto stored = format::parse_result(reply.str);
+                      if (auto* record = std::get_if<format::ResultRecord>(&stored)) {
+                        metrics_.cache_hit();
+                        republish_done(*j, *record);
+                        return;
+                      }
+                    }
+                    dispatch(*j);
+                  });
+}
+
+void Pipeline::Impl::dispatch(Job& job) {
+  auto& state = provider_state(job.provider);
+  const auto now = SteadyClock::now();
+  if (auto admission = state.breaker.allow(now); !admission.allowed) {
+    const auto wait =
+        std::max(std::chrono::duration_cast<std::chrono::milliseconds>(admission.retry_at - now),
+                 std::chrono::milliseconds(1));
+    after(job, wait, [this](Job& j) { dispatch(j); });
+    return;
+  }
+  if (state.limiter) {
+    if (job.estimated_tokens == 0)
+      job.estimated_tokens = static_cast<std::int64_t>(format::estimate_tokens(*job.request));
+    auto take = state.limiter->acquire(job.estimated_tokens, now);
+    if (take.status == policy::TakeStatus::kMustWait) {
+      metrics_.rate_limited();
+      after(job, take.wait, [this](Job& j) { dispatch(j); });
+      return;
+    }
+  }
+  start_attempt(job);
+}
+
+void Pipeline::Impl::start_attempt(Job& job) {
+  const auto now = SteadyClock::now();
+  if (job.attempts == 0) {
+    job.first_attempt = now;
+    job.first_attempt_ms = now_ms();
+  }
+  ++job.attempts;
+  const auto deadline = retry_.deadline(job.first_attempt);
+  const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+  const std::uint64_t id = job.id;
+  auto& state = provider_state(job.provider);
+
+  if (job.provider->kind == ProviderKind::kEmbedded) {
+    const auto started = SteadyClock::now();
+    asio::post(*embedded_pool_, [this, id, fn = state.embedded, path = std::string(job.request->path),
+                                 body = job.request->body.dump(), started] {
+      ProviderCall call;
+      try {
+        auto result = fn(path, body);
+        call.status = result.status_code;
+        call.body = std::move(result.body_json);
+      } catch (const std::exception& e) {
+        call.status = 500;
+        call.transport_message = e.what();
+        call.final_error = true;
+      }
+      call.latency = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - started);
+      asio::post(io_, [this, id, call = std::move(call)]() mutable { on_attempt_done(id, std::move(call)); });
+    });
+    return;
+  }
+
+  auto built = build_provider_request(*job.provider, *job.request, remaining);
+  if (auto* error = std::get_if<std::string>(&built)) {
+    fail(job, ErrorClass::kNonRetryable, 400, *error);
+    return;
+  }
+  auto request = std::move(std::get<http::Request>(built));
+  http::Client::DataHandler on_data;
+  if (job.request->stream) {
+    job.sse = std::make_unique<format::SseParser>();
+    on_data = [this, id](std::string_view data) {
+      if (Job* j = find_job(id)) on_stream_data(*j, data);
+    };
+  }
+  job.http_id = http_->start(std::move(request), std::move(on_data), [this, id](http::Response&& response) {
+    on_attempt_done(id, ProviderCall::from(std::move(response)));
+  });
+}
+
+void Pipeline::Impl::on_attempt_done(std::uint64_t job_id, ProviderCall&& call) {
+  Job* found = find_job(job_id);
+  if (found == nullptr) return;
+  Job& job = *found;
+  job.http_id = 0;
+  metrics_.provider_call(static_cast<std::uint64_t>(call.latency.count()));
+  auto& state = provider_state(job.provider);
+  const auto now = SteadyClock::now();
+  const bool ok_status =
+      call.error == policy::TransportError::kNone && call.status >= 200 && call.status < 300;
+
+  if (job.request->stream) {
+    if (job.sse) (void)job.sse->finish();
+    // Frames already went out: a retry would duplicate tokens, so the stream ends here,
+    // successfully or with a final error frame.
+    if (job.seq > 0) {
+      if (ok_status && job.stream_done && job.stream_error.empty()) {
+        state.breaker.on_success(now);
+        succeed(job, nlohmann::json());
+        return;
+      }
+      state.breaker.on_failure(now);
+      std::string why = !job.stream_error.empty() ? job.stream_error
+                        : !call.transport_message.empty()
+                            ? call.transport_message
+                            : std::string("the provider stream ended before it was complete");
+      fail(job, ErrorClass::kNonRetryable, call.status >= 400 ? static_cast<int>(call.status) : 502,
+           "stream failed after " + std::to_string(job.seq) + " chunks: " + why);
+      return;
+    }
+    if (ok_status && !job.stream_done) {
+      call.error = policy::TransportError::kMalformedResponse;
+      call.transport_message =
+          job.stream_error.empty() ? "the provider's response is not an event stream" : job.stream_error;
+      ++job.malformed;
+    }
+    call.body = std::move(job.stream_prefix);  // what arrived, for error messages
+    job.stream_prefix.clear();
+  }
+
+  nlohmann::json body;
+  if (ok_status && !job.request->stream) {
+    body = nlohmann::json::parse(call.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) {
+      call.error = policy::TransportError::kMalformedResponse;
+      call.transport_message = "the provider's response is not a JSON object";
+      ++job.malformed;
+    }
+  }
+  if (call.final_error) {
+    state.breaker.on_failure(now);
+    fail(job, ErrorClass::kNonRetryable, static_cast<int>(call.status), call.transport_message);
+    return;
+  }
+  const auto classification = policy::classify(call.error, static_cast<int>(call.status), call.headers);
+  state.breaker.on_outcome(classification, now);
+  policy::AttemptContext context{job.attempts - 1, job.malformed, job.first_attempt};
+  const auto decision = retry_.decide(context, classification, call.headers, now, SystemClock::now(), rng_);
+  switch (decision.action) {
+    case policy::RetryAction::kSucceed:
+      if (job.provider->kind == ProviderKind::kAnthropic && !job.request->stream) {
+        const auto created_s =
+            std::chrono::duration_cast<std::chrono::seconds>(SystemClock::now().time_since_epoch()).count();
+        auto mapped = format::to_openai_chat_completion(body, created_s);
+        if (auto* converted = std::get_if<nlohmann::json>(&mapped)) body = std::move(*converted);
+      }
+      succeed(job, std::move(body));
+      return;
+    case policy::RetryAction::kRetry:
+      metrics_.retry(std::string(decision.reason_label));
+      if (state.limiter && job.estimated_tokens > 0) state.limiter->refund(job.estimated_tokens, now);
+      if (job.request->stream) {
+        job.sse.reset();
+        job.stream_done = false;
+        job.stream_error.clear();
+      }
+      after(job, decision.delay, [this](Job& j) { dispatch(j); });
+      return;
+    case policy::RetryAction::kFail: {
+      std::string message = decision.reason;
+      const auto error_body = nlohmann::json::parse(call.body, nullptr, false);
+      if (auto provider_message =
+              error_body.is_discarded() ? std::nullopt : format::provider_error_message(error_body)) {
+        message += ": " + *provider_message;
+      } else if (!call.transport_message.empty()) {
+        message += ": " + call.transport_message;
+      }
+      int status = static_cast<int>(call.status);
+      if (status < 400) status = decision.error_class == ErrorClass::kTimeout ? 504 : 502;
+      fail(job, decision.error_class, status, message);
+      return;
+    }
+  }
+}
+
+void Pipeline::Impl::on_stream_data(Job& job, std::string_view data) {
+  static constexpr std::size_t kPrefixBytes = 4096;
+  if (job.seq == 0 && job.stream_prefix.size() < kPrefixBytes) {
+    job.stream_prefix.append(data.substr(0, kPrefixBytes - job.stream_prefix.size()));
+  }
+  if (!job.sse) job.sse = std::make_unique<format::SseParser>();
+  std::vector<format::SseEvent> events;
+  if (auto error = job.sse->feed(data, events)) job.stream_error = error->message;
+  const bool anthropic = job.provider->kind == ProviderKind::kAnthropic;
+  const Stream& stream = streams_[job.stream];
+  for (const auto& event : events) {
+    if (job.stream_done) break;
+    if (anthropic) {
+      auto read = format::read_anthropic_stream_event(event);
+      if (auto* error = std::get_if<format::FormatError>(&read)) {
+        job.stream_error = error->message;
+        continue;
+      }
+      const auto& e = std::get<format::AnthropicStreamEvent>(read);
+      if (e.kind == format::AnthropicStreamKind::kPing) continue;
+      if (e.kind == format::AnthropicStreamKind::kError) {
+        job.stream_error = e.error_message.value_or("the provider reported an error mid-stream");
+        continue;
+      }
+      job.stream_text += e.delta_text;
+      if (e.finish_reason) job.finish_reason = e.finish_reason;
+      if (e.input_tokens || e.output_tokens) {
+        if (!job.usage) job.usage = format::TokenUsage{};
+        if (e.input_tokens) job.usage->prompt_tokens = *e.input_tokens;
+        if (e.output_tokens) job.usage->completion_tokens = *e.output_tokens;
+        job.usage->total_tokens = job.usage->prompt_tokens + job.usage->completion_tokens;
+      }
+      if (e.kind == format::AnthropicStreamKind::kMessageStop) job.stream_done = true;
+    } else {
+      auto read = format::read_openai_stream_event(event);
+      if (auto* error = std::get_if<format::FormatError>(&read)) {
+        job.stream_error = error->message;
+        continue;
+      }
+      const auto& chunk = std::get<format::OpenAiStreamChunk>(read);
+      if (chunk.kind == format::OpenAiStreamKind::kDone) {
+        job.stream_done = true;
+        continue;
+      }
+      if (chunk.kind == format::OpenAiStreamKind::kError) {
+        job.stream_error = chunk.error_message.value_or("the provider reported an error mid-stream");
+        continue;
+      }
+      job.stream_text += chunk.delta_text;
+      if (chunk.finish_reason) job.finish_reason = chunk.finish_reason;
+      if (chunk.usage) job.usage = chunk.usage;
+    }
+    if (job.seq == 0) metrics_.first_token(micros_since(job.received));
+    produce_output(
+        job.id, stream.config.responses_topic, job.request->request_id,
+        format::serialize_chunk_frame_raw(job.request->request_id, job.seq, event.data),
+        format::response_headers(job.request->request_id, job.model_version, job.request->prompt_hash));
+    ++job.seq;
+  }
+}
+
+void Pipeline::Impl::succeed(Job& job, nlohmann::json body) {
+  const auto& request = *job.request;
+  const Stream& stream = streams_[job.stream];
+  const double latency_ms = static_cast<double>(micros_since(job.first_attempt)) / 1000.0;
+  format::ResultRecord record;
+  record.status = format::ResultStatus::kDone;
+  record.request_id = request.request_id;
+  record.provider = job.provider->name;
+  record.model = request.model;
+  record.attempts = job.attempts;
+  record.latency_ms = latency_ms;
+  record.created_ms = job.created_ms;
+  record.updated_ms = now_ms();
+  record.status_code = 200;
+  if (request.stream) {
+    record.output = job.stream_text;
+    record.usage = job.usage;
+    record.body = {{"object", "chat.completion"},
+                   {"model", request.model},
+                   {"choices",
+                    {{{"index", 0},
+                      {"message", {{"role", "assistant"}, {"content", job.stream_text}}},
+                      {"finish_reason",
+                       job.finish_reason ? nlohmann::json(*job.finish_reason) : nlohmann::json(nullptr)}}}}};
+    if (job.usage) record.body["usage"] = *job.usage;
+  } else {
+    // Anthropic bodies were mapped to OpenAI's shape already.
+    auto read = format::read_provider_response(body, format::ProviderApi::kOpenAi, request.endpoint);
+    if (auto* output = std::get_if<format::ProviderOutput>(&read)) {
+      record.output = output->text;
+      record.usage = output->usage;
+      if (output->model && config_.model_version.empty()) job.model_version = *output->model;
+    }
+    record.body = body;
+  }
+  if (record.usage) {
+    metrics_.tokens(job.provider->name, request.model, static_cast<std::int64_t>(record.usage->prompt_tokens),
+                    static_cast<std::int64_t>(record.usage->completion_tokens));
+    auto& state = provider_state(job.provider);
+    if (state.limiter && job.estimated_tokens > 0) {
+      state.limiter->settle(static_cast<std::int64_t>(record.usage->total_tokens) - job.estimated_tokens,
+                            SteadyClock::now());
+    }
+  }
+  store_result(job.id, format::result_key(config_.redis.key_prefix, request.request_id),
+               format::serialize_result(record));
+  const HeaderList headers =
+      format::response_headers(request.request_id, job.model_version, request.prompt_hash);
+  if (request.stream) {
+    format::StreamFinalFrame frame{request.request_id, job.seq,   200,
+                                   job.finish_reason,  job.usage, std::nullopt};
+    produce_output(job.id, stream.config.responses_topic, request.request_id,
+                   format::serialize_final_frame(frame), headers);
+  } else {
+    format::ResponseEnvelope response{
+        request.metadata,   200,           std::move(record.body), request.request_id,
+        job.provider->name, request.model, job.attempts,           latency_ms};
+    produce_output(job.id, stream.config.responses_topic, request.request_id,
+                   format::serialize_response(response), headers);
+  }
+  metrics_.request_finished(stream.config.requests_topic, job.provider->name, request.model, "ok",
+                            micros_since(job.received));
+  job.finished = true;
+  if (job.outputs_pending == 0) finish(job);
+}
+
+void Pipeline::Impl::fail(Job& job, ErrorClass error_class, int http_status, const std::string& message) {
+  const Stream& stream = streams_[job.stream];
+  const std::string clean = redact(message);
+  const auto& request = *job.request;
+  const std::string provider = job.provider != nullptr ? job.provider->name : std::string();
+  const double latency_ms =
+      job.attempts > 0 ? static_cast<double>(micros_since(job.first_attempt)) / 1000.0 : 0.0;
+
+  format::ResultRecord record;
+  record.status = format::ResultStatus::kError;
+  record.request_id = request.request_id;
+  if (!provider.empty()) record.provider = provider;
+  record.model = request.model;
+  record.error = clean;
+  record.status_code = http_status;
+  record.attempts = job.attempts;
+  record.latency_ms = latency_ms;
+  record.created_ms = job.created_ms;
+  record.updated_ms = now_ms();
+  store_result(job.id, format::result_key(config_.redis.key_prefix, request.request_id),
+               format::serialize_result(record));
+
+  const HeaderList headers =
+      format::response_headers(request.request_id, job.model_version, request.prompt_hash);
+  if (request.stream) {
+    format::StreamFinalFrame frame{request.request_id, job.seq,   http_status,
+                                   job.finish_reason,  job.usage, clean};
+    produce_output(job.id, stream.config.responses_topic, request.request_id,
+                   format::serialize_final_frame(frame), headers);
+  } else {
+    format::ResponseEnvelope response{request.metadata,
+                                      http_status,
+                                      format::error_body(http_status, clean),
+                                      request.request_id,
+                                      provider.empty() ? std::nullopt : std::optional<std::string>(provider),
+                                      request.model,
+                                      job.attempts,
+                                      latency_ms};
+    produce_output(job.id, stream.config.responses_topic, request.request_id,
+                   format::serialize_response(response), headers);
+  }
+  format::DeadLetterFacts facts;
+  facts.error_class = error_class;
+  facts.error = clean;
+  facts.http_status = http_status;
+  facts.attempts = job.attempts;
+  facts.request_id = request.request_id;
+  facts.provider = provider;
+  facts.model = request.model;
+  facts.origin = job.origin;
+  if (job.attempts > 0) facts.first_attempt_ms = job.first_attempt_ms;
+  facts.failed_at_ms = now_ms();
+  produce_output(job.id, stream.config.dlq_topic, job.key, job.value,
+                 format::dead_letter_headers(job.headers, facts, secrets_));
+  metrics_.dead_letter(error_class);
+  metrics_.request_finished(stream.config.requests_topic, provider, request.model,
+                            std::string(to_string(error_class)), micros_since(job.received));
+  job.finished = true;
+  if (job.outputs_pending == 0) finish(job);
+}
+
+void Pipeline::Impl::republish_done(Job& job, const format::ResultRecord& record) {
+  const auto& request = *job.request;
+  const Stream& stream = streams_[job.stream];
+  const HeaderList headers =
+      format::response_headers(request.request_id, job.model_version, request.prompt_hash);
+  if (request.stream) {
+    format::StreamFinalFrame frame{
+        request.request_id, 0, record.status_code.value_or(200), std::nullopt, record.usage, std::nullopt};
+    produce_output(job.id, stream.config.responses_topic, request.request_id,
+                   format::serialize_final_frame(frame), headers);
+  } else {
+    format::ResponseEnvelope response{request.metadata, record.status_code.value_or(200),
+                                      record.body,      request.request_id,
+                                      record.provider,  record.model,
+                                      record.attempts,  record.latency_ms.value_or(0.0)};
+    produce_output(job.id, stream.config.responses_topic, request.request_id,
+                   format::serialize_response(response), headers);
+  }
+  metrics_.request_finished(stream.config.requests_topic, record.provider.value_or(""), request.model,
+                            "replayed", micros_since(job.received));
+  job.finished = true;
+  if (job.outputs_pending == 0) finish(job);
+}
+
+void Pipeline::Impl::reject_poison(Job& job, const format::PoisonRecord& poison) {
+  const Stream& stream = streams_[job.stream];
+  const std::string clean = redact(poison.message);
+  if (poison.reply == format::ErrorReply::kSend) {
+    format::ResultRecord record;
+    record.status = format::ResultStatus::kError;
+    record.request_id = poison.request_id;
+    record.provider = poison.provider;
+    record.model = poison.model;
+    record.error = clean;
+    record.status_code = poison.http_status;
+    record.created_ms = job.created_ms;
+    record.updated_ms = now_ms();
+    store_result(job.id, format::result_key(config_.redis.key_prefix, poison.request_id),
+                 format::serialize_result(record));
+    format::ResponseEnvelope response{poison.metadata,
+                                      poison.http_status,
+                                      format::error_body(poison.http_status, clean),
+                                      poison.request_id,
+                                      poison.provider,
+                                      poison.model,
+                                      0,
+                                      0.0};
+    produce_output(job.id, stream.config.responses_topic, poison.request_id,
+                   format::serialize_response(response),
+                   format::response_headers(poison.request_id, poison.model.value_or(""), ""));
+  }
+  format::DeadLetterFacts facts;
+  facts.error_class = poison.error_class;
+  facts.error = clean;
+  facts.http_status = poison.http_status;
+  facts.request_id = poison.request_id;
+  facts.provider = poison.provider.value_or("");
+  facts.model = poison.model.value_or("");
+  facts.origin = job.origin;
+  facts.failed_at_ms = now_ms();
+  produce_output(job.id, stream.config.dlq_topic, job.key, job.value,
+                 format::dead_letter_headers(job.headers, facts, secrets_));
+  metrics_.dead_letter(poison.error_class);
+  metrics_.request_finished(stream.config.requests_topic, facts.provider, facts.model,
+                            std::string(to_string(poison.error_class)), micros_since(job.received));
+  job.finished = true;
+  if (job.outputs_pending == 0) finish(job);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs and completion
+
+void Pipeline::Impl::store_result(std::uint64_t job_id, std::string key, std::string value) {
+  if (Job* job = find_job(job_id)) ++job->outputs_pending;
+  const std::string ttl = std::to_string(config_.redis.result_ttl.count());
+  redis_->command({"SET", key, value, "PX", ttl}, [this, job_id, key = std::move(key),
+                                                   value =
+                                                       std::move(value)](redis::RedisReply&& reply) mutable {
+    Job* job = find_job(job_id);
+    if (job == nullptr) return;
+    if (reply.ok()) {
+      output_done(job_id);
+      return;
+    }
+    // Keep the record unfinished (and its offset uncommitted) until Redis has it.
+    --job->outputs_pending;
+    after(*job, std::chrono::milliseconds(200),
+          [this, key = std::move(key), value = std::move(value)](Job& j) { store_result(j.id, key, value); });
+  });
+}
+
+void Pipeline::Impl::produce_output(std::uint64_t job_id, std::string topic, std::optional<std::string> key,
+                                    std::string value, HeaderList headers) {
+  Job* job = find_job(job_id);
+  if (job == nullptr) return;
+  ++job->outputs_pending;
+  auto retry = [this, job_id, topic, key, value, headers]() {
+    Job* j = find_job(job_id);
+    if (j == nullptr) return;
+    --j->outputs_pending;
+    after(*j, std::chrono::milliseconds(100), [this, topic, key, value, headers](Job& again) {
+      produce_output(again.id, topic, key, value, headers);
+    });
+  };
+  const auto err =
+      producer_->produce(topic, key, value, headers, [this, job_id, retry](const kafka::DeliveryReport& r) {
+        if (r.ok()) {
+          output_done(job_id);
+        } else {
+          std::cerr << "kafka-llm: delivery failed, retrying: " << r.error_message << "\n";
+          retry();
+        }
+      });
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) retry();
+}
+
+void Pipeline::Impl::output_done(std::uint64_t job_id) {
+  Job* job = find_job(job_id);
+  if (job == nullptr) return;
+  if (--job->outputs_pending == 0 && job->finished) finish(*job);
+}
+
+void Pipeline::Impl::finish(Job& job) {
+  offsets_.finish(job.ticket);
+  Stream& stream = streams_[job.stream];
+  --stream.inflight;
+  jobs_.erase(job.id);  // `job` is gone from here on
+  update_flow(stream);
+}
+
+void Pipeline::Impl::after(Job& job, std::chrono::milliseconds delay, std::function<void(Job&)> then) {
+  if (!job.timer) job.timer = std::make_unique<asio::steady_timer>(io_);
+  job.timer->expires_after(delay);
+  job.timer->async_wait([this, id = job.id, then = std::move(then)](boost::system::error_code ec) {
+    if (ec) return;
+    if (Job* j = find_job(id)) then(*j);
+  });
+}
+
+Job* Pipeline::Impl::find_job(std::uint64_t id) {
+  auto it = jobs_.find(id);
+  return it == jobs_.end() ? nullptr : it->second.get();
+}
+
+Pipeline::Impl::ProviderState& Pipeline::Impl::provider_state(const ProviderConfig* config) {
+  return providers_.at(config->name);
+}
+
+std::string Pipeline::Impl::redact(std::string_view text) const {
+  return format::redact_secrets(text, secrets_);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Pipeline::Pipeline(PipelineConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+Pipeline::~Pipeline() = default;
+void Pipeline::register_embedded_provider(const std::string& name, EmbeddedProvider provider) {
+  impl_->register_embedded(name, std::move(provider));
+}
+void Pipeline::start() {
+  impl_->start();
+}
+void Pipeline::stop() {
+  impl_->stop();
+}
+bool Pipeline::running() const noexcept {
+  return impl_->running();
+}
+nlohmann::json Pipeline::stats() const {
+  return impl_->stats();
+}
+std::string Pipeline::prometheus() const {
+  return impl_->prometheus();
+}
+std::string Pipeline::submit(nlohmann::json envelope, int timeout_ms) {
+  return impl_->submit(std::move(envelope), timeout_ms);
+}
+const PipelineConfig& Pipeline::config() const noexcept {
+  return impl_->config();
+}
+
+}  // namespace kafka_llm::pipeline

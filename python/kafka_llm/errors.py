@@ -1,0 +1,15 @@
+"""Exceptions raised by kafka-llm. They are the native core's classes, so one ``except`` catches
+errors from Python and C++ alike."""
+
+from __future__ import annotations
+
+from kafka_llm._core import ConfigError, KafkaError, KafkaLlmError, RedisError
+
+__all__ = ["ConfigError", "KafkaError", "KafkaLlmError", "RedisError", "config_error"]
+
+
+def config_error(key: str, reason: str) -> ConfigError:
+    """A ConfigError naming ``key`` (e.g. ``providers[1].baseURL``), as the core raises them."""
+    error = ConfigError(f"invalid configuration: {key}: {reason}")
+    error.key = key
+    return error

@@ -1,0 +1,55 @@
+"""Kafka helpers over the core's own librdkafka client: topics, a blocking producer and consumer
+for tools, tests and notebooks (the pipeline itself never blocks)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from kafka_llm._core import Consumer, Producer, Record
+from kafka_llm._core import create_topics as _create_topics
+from kafka_llm._core import partition_count as _partition_count
+
+__all__ = ["Consumer", "Producer", "Record", "consumer", "create_topics", "partition_count", "producer"]
+
+
+def _props(bootstrap_servers: str, extra: Mapping[str, str] | None) -> dict[str, str]:
+    props = {"bootstrap.servers": bootstrap_servers}
+    props.update(extra or {})
+    return props
+
+
+def create_topics(
+    bootstrap_servers: str,
+    topics: Iterable[str] | Mapping[str, int],
+    partitions: int = 3,
+    timeout: float = 30.0,
+    config: Mapping[str, str] | None = None,
+    properties: Mapping[str, str] | None = None,
+) -> None:
+    """Creates topics (a list, or a mapping of name to partition count) and waits until every
+    partition has a leader. Existing topics are left as they are."""
+    spec = list(topics.items()) if isinstance(topics, Mapping) else [(t, partitions) for t in topics]
+    _create_topics(_props(bootstrap_servers, properties), spec, int(timeout * 1000), dict(config or {}))
+
+
+def partition_count(bootstrap_servers: str, topic: str, properties: Mapping[str, str] | None = None) -> int:
+    """The topic's partition count, or -1 when it does not exist."""
+    return _partition_count(_props(bootstrap_servers, properties), topic)
+
+
+def producer(bootstrap_servers: str, properties: Mapping[str, str] | None = None) -> Producer:
+    return Producer(_props(bootstrap_servers, properties))
+
+
+def consumer(
+    bootstrap_servers: str,
+    topics: Iterable[str],
+    group: str,
+    from_beginning: bool = True,
+    properties: Mapping[str, str] | None = None,
+) -> Consumer:
+    """A group consumer with manual commits (auto-commit is always off in the core)."""
+    props = _props(bootstrap_servers, properties)
+    props.setdefault("group.id", group)
+    props.setdefault("auto.offset.reset", "earliest" if from_beginning else "latest")
+    return Consumer(props, list(topics))
