@@ -1,0 +1,164 @@
+#include "kafka_llm/format/provider_response.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include "kafka_llm/format/anthropic_mapping.hpp"
+#include "provider_fields.hpp"
+
+namespace kafka_llm::format {
+
+namespace {
+
+using detail::find_member;
+using detail::must_be;
+using nlohmann::json;
+
+constexpr std::uint64_t kMaxEstimatedChoices = 128;
+
+std::optional<FormatError> read_openai_choice(const json& body, Endpoint endpoint, ProviderOutput& output) {
+  const json* choices = find_member(body, "choices");
+  if (choices == nullptr) return std::nullopt;
+  if (!choices->is_array()) return must_be("choices", "an array", *choices);
+  if (choices->empty()) return std::nullopt;
+  const json& choice = (*choices)[0];
+  if (!choice.is_object()) return must_be("choices[0]", "an object", choice);
+  if (auto e = detail::read_string(choice, "finish_reason", "choices[0]", output.finish_reason)) return e;
+
+  std::optional<std::string> message_text;
+  if (const json* message = find_member(choice, "message")) {
+    if (!message->is_object()) return must_be("choices[0].message", "an object", *message);
+    auto content = detail::read_content_text(find_member(*message, "content"), "choices[0].message.content");
+    if (auto* e = std::get_if<FormatError>(&content)) return std::move(*e);
+    message_text = std::move(std::get<std::optional<std::string>>(content));
+  }
+  std::optional<std::string> completion_text;
+  if (auto e = detail::read_string(choice, "text", "choices[0]", completion_text)) return e;
+
+  if (endpoint == Endpoint::kChatCompletions) {
+    output.text = message_text ? std::move(message_text) : std::move(completion_text);
+  } else {
+    output.text = completion_text ? std::move(completion_text) : std::move(message_text);
+  }
+  return std::nullopt;
+}
+
+FormatResult<ProviderOutput> read_openai(const json& body, Endpoint endpoint) {
+  ProviderOutput output;
+  if (auto e = detail::read_string(body, "model", "", output.model)) return *e;
+  if (endpoint != Endpoint::kEmbeddings) {
+    if (auto e = read_openai_choice(body, endpoint, output)) return *e;
+  }
+  if (const json* usage = find_member(body, "usage")) {
+    auto read = detail::read_openai_usage(*usage, "usage");
+    if (auto* e = std::get_if<FormatError>(&read)) return std::move(*e);
+    output.usage = std::get<TokenUsage>(read);
+  }
+  return output;
+}
+
+FormatResult<ProviderOutput> read_anthropic(const json& body) {
+  ProviderOutput output;
+  if (auto e = detail::read_string(body, "model", "", output.model)) return *e;
+  if (const json* content = find_member(body, "content")) {
+    if (!content->is_array()) return must_be("content", "an array", *content);
+    std::string text;
+    bool any_text = false;
+    for (std::size_t i = 0; i < content->size(); ++i) {
+      const json& block = (*content)[i];
+      const std::string path = "content[" + std::to_string(i) + "]";
+      if (!block.is_object()) return must_be(path, "an object", block);
+      const json* type = find_member(block, "type");
+      if (type == nullptr || !type->is_string() || type->get_ref<const std::string&>() != "text") continue;
+      const json* block_text = find_member(block, "text");
+      if (block_text == nullptr) continue;
+      if (!block_text->is_string()) return must_be(path + ".text", "a string", *block_text);
+      text.append(block_text->get_ref<const std::string&>());
+      any_text = true;
+    }
+    if (any_text) output.text = std::move(text);
+  }
+  std::optional<std::string> stop_reason;
+  if (auto e = detail::read_string(body, "stop_reason", "", stop_reason)) return *e;
+  if (stop_reason) output.finish_reason = std::string(finish_reason_from_stop_reason(*stop_reason));
+  if (const json* usage = find_member(body, "usage")) {
+    auto read = detail::read_anthropic_usage(*usage, "usage");
+    if (auto* e = std::get_if<FormatError>(&read)) return std::move(*e);
+    output.usage = std::get<TokenUsage>(read);
+  }
+  return output;
+}
+
+std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) {
+  return a > std::numeric_limits<std::uint64_t>::max() - b ? std::numeric_limits<std::uint64_t>::max()
+                                                           : a + b;
+}
+
+std::uint64_t saturating_mul(std::uint64_t a, std::uint64_t b) {
+  if (a != 0 && b > std::numeric_limits<std::uint64_t>::max() / a)
+    return std::numeric_limits<std::uint64_t>::max();
+  return a * b;
+}
+
+// A positive integer member, or nullopt (absent, null, wrong type, zero or negative: the provider
+// will reject those; the estimate just falls back).
+std::optional<std::uint64_t> positive_integer(const json& body, std::string_view name) {
+  const json* value = find_member(body, name);
+  if (value == nullptr || !value->is_number_integer()) return std::nullopt;
+  if (value->is_number_unsigned()) {
+    const auto number = value->get<std::uint64_t>();
+    return number > 0 ? std::optional<std::uint64_t>(number) : std::nullopt;
+  }
+  const auto number = value->get<std::int64_t>();
+  return number > 0 ? std::optional<std::uint64_t>(static_cast<std::uint64_t>(number)) : std::nullopt;
+}
+
+}  // namespace
+
+FormatResult<ProviderOutput> read_provider_response(const json& body, ProviderApi api, Endpoint endpoint) {
+  if (!body.is_object()) return must_be("provider response", "a JSON object", body);
+  const bool anthropic_error = api == ProviderApi::kAnthropic && find_member(body, "type") != nullptr &&
+                               body["type"].is_string() &&
+                               body["type"].get_ref<const std::string&>() == "error";
+  if (anthropic_error || find_member(body, "error") != nullptr) {
+    return FormatError{"provider response is an error: " +
+                       provider_error_message(body).value_or("(no message)")};
+  }
+  if (api == ProviderApi::kAnthropic) return read_anthropic(body);
+  return read_openai(body, endpoint);
+}
+
+std::optional<std::string> provider_error_message(const json& body) {
+  if (const json* error = find_member(body, "error")) {
+    if (error->is_string()) return error->get<std::string>();
+    if (const json* message = find_member(*error, "message"); message != nullptr && message->is_string()) {
+      return message->get<std::string>();
+    }
+  }
+  if (const json* message = find_member(body, "message"); message != nullptr && message->is_string()) {
+    return message->get<std::string>();
+  }
+  return std::nullopt;
+}
+
+std::uint64_t estimate_tokens(std::size_t prompt_bytes, const json& body, Endpoint endpoint,
+                              std::uint64_t default_max_tokens) {
+  std::uint64_t tokens = prompt_bytes / 4 + (prompt_bytes % 4 != 0 ? 1 : 0);
+  if (endpoint != Endpoint::kEmbeddings) {
+    std::uint64_t budget = default_max_tokens;
+    if (auto limit = positive_integer(body, "max_completion_tokens")) {
+      budget = *limit;
+    } else if (auto legacy_limit = positive_integer(body, "max_tokens")) {
+      budget = *legacy_limit;
+    }
+    const std::uint64_t choices = std::min(positive_integer(body, "n").value_or(1), kMaxEstimatedChoices);
+    tokens = saturating_add(tokens, saturating_mul(budget, choices));
+  }
+  return std::max<std::uint64_t>(tokens, 1);
+}
+
+std::uint64_t estimate_tokens(const RequestEnvelope& request, std::uint64_t default_max_tokens) {
+  return estimate_tokens(request.prompt_bytes, request.body, request.endpoint, default_max_tokens);
+}
+
+}  // namespace kafka_llm::format
