@@ -117,10 +117,26 @@ def send_signal(record: ProcessRecord, sig: int) -> bool:
     return True
 
 
+def _still_running(record: ProcessRecord) -> bool:
+    """False once the process has fully exited. The main thread of a multi-threaded process (a
+    JVM) turns zombie before the other threads are gone and its sockets are closed; only when
+    its thread list is down to itself has the port been released."""
+    _reap(record.pid)
+    stat = _read_stat(record.pid)
+    if stat is None or (record.starttime >= 0 and stat[1] != record.starttime):
+        return False
+    if stat[0] in ("Z", "X", "x"):
+        try:
+            return len(os.listdir(f"/proc/{record.pid}/task")) > 1
+        except FileNotFoundError:
+            return False
+    return True
+
+
 def wait_gone(record: ProcessRecord, timeout: float) -> bool:
-    """Waits up to ``timeout`` seconds for the process to exit. True when it is gone."""
+    """Waits up to ``timeout`` seconds for the process to exit completely. True when it has."""
     deadline = time.monotonic() + timeout
-    while is_ours(record):
+    while _still_running(record):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)

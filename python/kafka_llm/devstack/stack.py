@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from kafka_llm._paths import cache_dir
 from kafka_llm.devstack._part import (
@@ -108,7 +108,7 @@ class StackInfo:
             return None
         bootstrap, redis_url, provider_url = values
         redis_parts = urlsplit(redis_url)
-        password = redis_parts.password
+        password = unquote(redis_parts.password) if redis_parts.password is not None else None
         if password is not None or redis_parts.username is not None:
             redis_url = redis_parts._replace(
                 netloc=f"{redis_parts.hostname}:{redis_parts.port or 6379}"
@@ -535,6 +535,8 @@ class Stack:
     def stop(self, *, keep_data: bool = False) -> bool:
         """Stops every part (SIGTERM, bounded wait, SIGKILL), then removes the state and data
         unless ``keep_data``. Returns False when there was no stack in the state dir."""
+        if not self.state_path.exists():
+            return False
         with self._locked():
             state = self._load()
             if state is None:
