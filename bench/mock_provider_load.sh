@@ -53,22 +53,27 @@ done
 [[ -s "$workdir/port" ]] || { echo "mock provider did not start:" >&2; cat "$workdir/stderr" >&2; exit 1; }
 port="$(cat "$workdir/port")"
 
+body='{"model":"mock-model","max_tokens":'"$max_tokens"',"messages":[{"role":"user","content":"Say hello to the benchmark"}]}'
 cat >"$workdir/chat.lua" <<EOF
 wrk.method = "POST"
-wrk.path = "/v1/chat/completions"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"model":"mock-model","max_tokens":${max_tokens},"messages":[{"role":"user","content":"Say hello to the benchmark"}]}'
+wrk.body = '$body'
 EOF
 
 # Sanity check: the body gets a real completion, so wrk measures successful requests.
-curl -sf -X POST -H 'Content-Type: application/json' --data "$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$workdir/chat.lua")" \
-  "http://127.0.0.1:$port/v1/chat/completions" | grep -q '"chat.completion"' \
-  || { echo "mock provider did not answer a chat completion" >&2; exit 1; }
+curl -sf -X POST -H 'Content-Type: application/json' --data "$body" "http://127.0.0.1:$port/v1/chat/completions" \
+  | grep -q '"chat.completion"' || { echo "mock provider did not answer a chat completion" >&2; exit 1; }
 
 echo "mock provider: $binary (pid $mock_pid, port $port), latency ${latency_ms} ms, max_tokens ${max_tokens}"
 echo "wrk -t$wrk_threads -c$wrk_connections -d$wrk_duration -s chat.lua http://127.0.0.1:$port/v1/chat/completions"
+echo "co-located on $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# CPU time (user + system, in clock ticks) the mock has used so far: the rate depends on what
+# else runs on the machine, CPU per request much less.
+mock_ticks() { awk '{print $14 + $15}' "/proc/$mock_pid/stat"; }
+ticks_per_second="$(getconf CLK_TCK)"
 rates=()
 for run in $(seq "$runs"); do
+  ticks_before="$(mock_ticks)"
   out="$(wrk -t"$wrk_threads" -c"$wrk_connections" -d"$wrk_duration" --latency -s "$workdir/chat.lua" \
     "http://127.0.0.1:$port/v1/chat/completions")"
   if grep -q "Non-2xx" <<<"$out"; then
@@ -79,7 +84,10 @@ for run in $(seq "$runs"); do
   rate="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
   p50="$(awk '$1 == "50%" {print $2}' <<<"$out")"
   p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
-  echo "run $run: $rate req/s (p50 $p50, p99 $p99)"
+  requests="$(awk '/ requests in / {print $1}' <<<"$out")"
+  cpu_us="$(awk -v t="$(($(mock_ticks) - ticks_before))" -v hz="$ticks_per_second" -v n="$requests" \
+    'BEGIN {printf "%.1f", t / hz * 1e6 / n}')"
+  echo "run $run: $rate req/s (p50 $p50, p99 $p99; mock CPU $cpu_us us/request)"
   rates+=("$rate")
 done
 median="$(printf '%s\n' "${rates[@]}" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}')"

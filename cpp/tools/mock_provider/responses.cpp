@@ -17,6 +17,8 @@ constexpr std::int64_t kDefaultMaxTokens = 16;
 constexpr std::int64_t kMaxGeneratedTokens = 100'000;
 constexpr std::int64_t kDefaultDimensions = 8;
 constexpr std::int64_t kMaxDimensions = 65'536;
+// Reserved up front so a typical answer is written without growing the string.
+constexpr std::size_t kTypicalBodySize = 1024;
 
 constexpr std::array<std::string_view, 12> kFiller{"lorem", "ipsum",       "dolor",      "sit",
                                                    "amet",  "consectetur", "adipiscing", "elit",
@@ -47,24 +49,65 @@ std::string_view first_chars(std::string_view text, std::size_t chars) noexcept 
   return text;
 }
 
-// Text of an OpenAI or Anthropic message content: a string, or the `text` of its parts.
-std::string text_of(const json& content) {
-  if (content.is_string()) return content.get<std::string>();
-  std::string out;
-  if (!content.is_array()) return out;
-  for (const json& part : content) {
-    if (part.is_string()) {
-      if (!out.empty()) out.push_back(' ');
-      out += part.get_ref<const std::string&>();
-      continue;
+// Text of an OpenAI or Anthropic message content: a string (viewed, not copied), or the `text`
+// of its parts joined with spaces. The view stays valid while both `content` and this live.
+class ContentText {
+ public:
+  explicit ContentText(const json& content) {
+    if (content.is_string()) {
+      view_ = content.get_ref<const std::string&>();
+      return;
     }
-    if (!part.is_object()) continue;
-    auto text = part.find("text");
-    if (text == part.end() || !text->is_string()) continue;
-    if (!out.empty()) out.push_back(' ');
-    out += text->get_ref<const std::string&>();
+    if (!content.is_array()) return;
+    for (const json& part : content) {
+      const std::string* text = nullptr;
+      if (part.is_string()) {
+        text = &part.get_ref<const std::string&>();
+      } else if (auto it = part.is_object() ? part.find("text") : part.end();
+                 it != part.end() && it->is_string()) {
+        text = &it->get_ref<const std::string&>();
+      }
+      if (text == nullptr) continue;
+      if (!owned_.empty()) owned_.push_back(' ');
+      owned_ += *text;
+    }
+    view_ = owned_;
   }
-  return out;
+
+  ContentText(const ContentText&) = delete;
+  ContentText& operator=(const ContentText&) = delete;
+
+  std::string_view view() const noexcept { return view_; }
+
+ private:
+  std::string owned_;
+  std::string_view view_;
+};
+
+// Walks OpenAI/Anthropic `messages`: counts the words of every content and keeps the text of
+// the last user message. Returns false when a message is not an object.
+struct Conversation {
+  std::size_t words = 0;
+  const json* last_user = nullptr;  // content of the last user message
+
+  std::string_view last_user_text(std::optional<ContentText>& holder) const {
+    if (last_user == nullptr) return {};
+    return holder.emplace(*last_user).view();
+  }
+};
+
+bool read_conversation(const json& messages, Conversation& out) {
+  for (const json& message : messages) {
+    if (!message.is_object()) return false;
+    auto content = message.find("content");
+    if (content == message.end()) continue;
+    out.words += count_words(ContentText(*content).view());
+    auto role = message.find("role");
+    if (role != message.end() && role->is_string() && role->get_ref<const std::string&>() == "user") {
+      out.last_user = &*content;
+    }
+  }
+  return true;
 }
 
 struct Generated {
@@ -178,25 +221,18 @@ std::variant<Reply, ApiError> chat_completion(const json& body, const ReplyConte
   if (messages == body.end() || !messages->is_array()) {
     return invalid_request("missing_required_parameter", "messages must be an array", "messages");
   }
-  std::size_t prompt_tokens = 0;
-  std::string last_user;
-  for (const json& message : *messages) {
-    if (!message.is_object()) return invalid_request("invalid_type", "messages must be objects", "messages");
-    auto content = message.find("content");
-    if (content == message.end()) continue;
-    std::string text = text_of(*content);
-    prompt_tokens += count_words(text);
-    auto role = message.find("role");
-    if (role != message.end() && role->is_string() && role->get_ref<const std::string&>() == "user") {
-      last_user = std::move(text);
-    }
+  Conversation conversation;
+  if (!read_conversation(*messages, conversation)) {
+    return invalid_request("invalid_type", "messages must be objects", "messages");
   }
-
-  const Generated generated = generate(last_user, common.max_tokens);
+  const std::size_t prompt_tokens = conversation.words;
+  std::optional<ContentText> last_user;
+  const Generated generated = generate(conversation.last_user_text(last_user), common.max_tokens);
   const std::string_view finish = generated.hit_limit ? "length" : "stop";
   const std::string id = id_for("chatcmpl-mock-", context);
   Reply reply;
   reply.stream = common.stream;
+  reply.body.reserve(kTypicalBodySize);
   if (!common.stream) {
     JsonWriter writer(reply.body);
     writer.begin_object()
@@ -308,6 +344,7 @@ std::variant<Reply, ApiError> completion(const json& body, const ReplyContext& c
   const std::string id = id_for("cmpl-mock-", context);
   Reply reply;
   reply.stream = common.stream;
+  reply.body.reserve(kTypicalBodySize);
   auto head = [&](JsonWriter& writer) {
     writer.begin_object()
         .string_field("id", id)
@@ -533,21 +570,16 @@ std::variant<Reply, ApiError> messages(const json& body, const ReplyContext& con
   if (messages_it == body.end() || !messages_it->is_array()) {
     return invalid_request("missing_required_parameter", "messages: field required", "messages");
   }
-  std::size_t input_tokens = 0;
-  if (auto system = body.find("system"); system != body.end()) input_tokens += count_words(text_of(*system));
-  std::string last_user;
-  for (const json& message : *messages_it) {
-    if (!message.is_object()) return invalid_request("invalid_type", "messages must be objects", "messages");
-    auto content = message.find("content");
-    if (content == message.end()) continue;
-    std::string text = text_of(*content);
-    input_tokens += count_words(text);
-    auto role = message.find("role");
-    if (role != message.end() && role->is_string() && role->get_ref<const std::string&>() == "user") {
-      last_user = std::move(text);
-    }
+  Conversation conversation;
+  if (!read_conversation(*messages_it, conversation)) {
+    return invalid_request("invalid_type", "messages must be objects", "messages");
   }
-  const Generated generated = generate(last_user, common.max_tokens);
+  std::size_t input_tokens = conversation.words;
+  if (auto system = body.find("system"); system != body.end()) {
+    input_tokens += count_words(ContentText(*system).view());
+  }
+  std::optional<ContentText> last_user;
+  const Generated generated = generate(conversation.last_user_text(last_user), common.max_tokens);
   const std::string_view stop_reason = generated.hit_limit ? "max_tokens" : "end_turn";
   const std::string id = id_for("msg_mock_", context);
   const auto input = static_cast<std::int64_t>(input_tokens);
@@ -555,6 +587,7 @@ std::variant<Reply, ApiError> messages(const json& body, const ReplyContext& con
 
   Reply reply;
   reply.stream = common.stream;
+  reply.body.reserve(kTypicalBodySize);
   if (!common.stream) {
     JsonWriter writer(reply.body);
     writer.begin_object()
