@@ -7,7 +7,7 @@ import dataclasses
 import json
 import os
 import shutil
-import signal
+import signal as _signal
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -545,11 +545,11 @@ class Stack:
             signalled = [
                 (name, record)
                 for name, record in state.processes.items()
-                if send_signal(record, signal.SIGTERM)
+                if send_signal(record, _signal.SIGTERM)
             ]
             for name, record in signalled:
                 if not wait_gone(record, parts[name].stop_timeout):
-                    send_signal(record, signal.SIGKILL)
+                    send_signal(record, _signal.SIGKILL)
                     wait_gone(record, 10.0)
             state.processes.clear()
             if keep_data:
@@ -564,33 +564,36 @@ class Stack:
         return True
 
     def stop_part(
-        self, name: PartName, sig: int = signal.SIGTERM, timeout: float | None = None
+        self, name: PartName, signal: int = _signal.SIGTERM, timeout: float | None = None
     ) -> None:
-        """Stops one part with ``sig`` and waits until it has exited (after ``timeout`` seconds,
+        """Stops one part with ``signal`` and waits until it has exited (after ``timeout`` seconds,
         default the part's own, a SIGTERM or SIGINT is followed by SIGKILL). Its port and data
-        are kept for ``start_part``."""
+        are kept for ``start_part``. To pause a part instead, use ``signal_part``."""
+        if signal in (_signal.SIGSTOP, _signal.SIGTSTP, _signal.SIGCONT):
+            raise DevStackError(
+                f"stop_part cannot stop with {_signal.Signals(signal).name}; "
+                "use signal_part to pause and continue a part"
+            )
         with self._locked():
             state = self._require_state()
             part = self._part(state, name)
-            record = state.processes.pop(name, None)
-            if record is not None and send_signal(record, sig):
+            record = state.processes.get(name)
+            if record is not None and send_signal(record, signal):
                 limit = timeout if timeout is not None else part.stop_timeout
                 if not wait_gone(record, limit):
-                    if sig == signal.SIGKILL:
-                        raise DevStackError(
-                            f"{name} (PID {record.pid}) survived SIGKILL for {limit} s"
-                        )
-                    send_signal(record, signal.SIGKILL)
-                    wait_gone(record, 10.0)
+                    send_signal(record, _signal.SIGKILL)
+                    if not wait_gone(record, 10.0):
+                        raise DevStackError(f"{name} (PID {record.pid}) survived SIGKILL")
+            state.processes.pop(name, None)
             self._save(state)
 
-    def signal_part(self, name: PartName, sig: int) -> bool:
-        """Sends ``sig`` (e.g. SIGSTOP / SIGCONT) to a running part without waiting.
+    def signal_part(self, name: PartName, signal: int) -> bool:
+        """Sends ``signal`` (e.g. SIGSTOP / SIGCONT) to a running part without waiting.
         Returns False when the part was not running."""
         state = self._require_state()
         self._part(state, name)
         record = state.processes.get(name)
-        return record is not None and send_signal(record, sig)
+        return record is not None and send_signal(record, signal)
 
     def start_part(self, name: PartName) -> int:
         """Starts one part again on its recorded port with its data dir, waits until it answers
@@ -613,9 +616,9 @@ class Stack:
             self.started_parts = tuple(started)
             return state.processes[name].pid
 
-    def restart_part(self, name: PartName, sig: int = signal.SIGTERM) -> int:
-        """``stop_part(name, sig)`` then ``start_part(name)``; returns the new PID."""
-        self.stop_part(name, sig)
+    def restart_part(self, name: PartName, signal: int = _signal.SIGTERM) -> int:
+        """``stop_part(name, signal)`` then ``start_part(name)``; returns the new PID."""
+        self.stop_part(name, signal)
         return self.start_part(name)
 
     # --- status
@@ -650,8 +653,8 @@ class Stack:
 
 
 def _stop_record(record: ProcessRecord, timeout: float) -> None:
-    if send_signal(record, signal.SIGTERM) and not wait_gone(record, timeout):
-        send_signal(record, signal.SIGKILL)
+    if send_signal(record, _signal.SIGTERM) and not wait_gone(record, timeout):
+        send_signal(record, _signal.SIGKILL)
         wait_gone(record, 10.0)
 
 
