@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from kafka_llm.devstack import Stack, StackInfo
+from kafka_llm.devstack.kafka import KAFKA_VERSION, ensure_jars, jars_dir
 from kafka_llm.devstack.probes import (
     KafkaTopic,
     RedisReplyError,
@@ -239,6 +241,7 @@ def test_cli_up_status_down(cli_state_dir: Path) -> None:
         "2",
         "--redis-password-env",
         "DEVSTACK_TEST_REDIS_PASSWORD",
+        "--provider-arg=--latency-ms=7",
     ]
     first = _cli(*up_args, env=env)
     assert first.returncode == 0, first.stderr
@@ -255,6 +258,7 @@ def test_cli_up_status_down(cli_state_dir: Path) -> None:
     assert password not in first.stdout + first.stderr
     for pid in pids.values():
         assert password not in Path(f"/proc/{pid}/cmdline").read_text()
+    assert "--latency-ms=7" in Path(f"/proc/{pids['provider']}/cmdline").read_text().split("\0")
 
     # Really answering: Kafka with the requested partitions, Redis only with the password.
     assert len(_topic_ready(info["bootstrap_servers"], "cli-topic").partitions) == 2
@@ -275,6 +279,23 @@ def test_cli_up_status_down(cli_state_dir: Path) -> None:
     assert {name: part["pid"] for name, part in report["parts"].items()} == pids
     assert all(part["alive"] and part["answers"] for part in report["parts"].values())
     assert report["parts"]["kafka"]["endpoint"] == info["bootstrap_servers"]
+
+    # A dead part shows in status; `up` starts only that part again, on the same port.
+    Stack(cli_state_dir).stop_part("redis", signal.SIGKILL)
+    degraded = _cli("status", "--json", "--state-dir", str(cli_state_dir))
+    assert degraded.returncode == 1
+    redis_report = json.loads(degraded.stdout)["parts"]["redis"]
+    assert (redis_report["alive"], redis_report["answers"]) == (False, False)
+    repaired = _cli(*up_args, env=env)
+    assert repaired.returncode == 0, repaired.stderr
+    repaired_info = json.loads(repaired.stdout)
+    assert repaired_info["redis_url"] == info["redis_url"]
+    assert repaired_info["pids"]["redis"] != pids["redis"]
+    assert {k: v for k, v in repaired_info["pids"].items() if k != "redis"} == {
+        k: v for k, v in pids.items() if k != "redis"
+    }
+    assert redis_command(redis_host, redis_port, "PING", password=password) == "PONG"
+    pids = repaired_info["pids"]
 
     down = _cli("down", "--state-dir", str(cli_state_dir))
     assert down.returncode == 0, down.stderr
@@ -327,3 +348,42 @@ def test_cli_up_reports_a_part_that_dies_and_stops_the_others(tmp_path: Path) ->
     assert not (state_dir / "state.json").exists()
     # Redis had been started first; it must have been stopped again.
     assert not probe_redis("127.0.0.1", redis_port, timeout=1.0).ok
+
+
+# --- the Kafka jar cache
+
+
+def test_jar_fetch_runs_once_for_concurrent_callers_and_replaces_a_half_fetch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAFKA_LLM_CACHE_DIR", str(tmp_path / "cache"))
+    libs = jars_dir()
+    assert libs == tmp_path / "cache" / "kafka" / KAFKA_VERSION / "libs"
+    stale = libs.parent / "fetch-interrupted" / "libs"
+    stale.mkdir(parents=True)
+    (stale / "half-written.jar").write_bytes(b"PK")
+
+    messages: list[str] = []
+    results: list[Path] = []
+    errors: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            results.append(ensure_jars(messages.append))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    assert not errors, errors
+    assert results == [libs, libs]
+    assert sum("fetching Apache Kafka" in m for m in messages) == 1  # Maven ran once
+    assert (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file()
+    assert (libs / "slf4j-reload4j-1.7.36.jar").is_file()
+    assert not list(libs.parent.glob("fetch-*"))  # no half cache left behind
+    said = len(messages)
+    assert ensure_jars(messages.append) == libs
+    assert len(messages) == said  # cached: nothing fetched, nothing said
