@@ -9,7 +9,7 @@ import os
 import shutil
 import signal as _signal
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -234,7 +234,8 @@ class Stack:
         self._redis_password = redis_password
         self._timeout = timeout
         self._progress = progress or no_progress
-        self._auto_ports: set[str] = set()
+        self._auto_ports: set[tuple[str, str]] = set()
+        """(part, port label) pairs this ``start()`` picked itself and may pick again."""
         self.started_parts: tuple[str, ...] = ()
         """The parts the last ``start()`` or ``start_part()`` had to launch (empty: all were up)."""
 
@@ -336,11 +337,11 @@ class Stack:
         if len(set(explicit.values())) != len(explicit):
             raise DevStackError(f"the parts need different ports, got {explicit}")
         free = iter(pick_free_ports(4))
-        self._auto_ports = {name for name, port in self._ports.items() if port is None}
+        self._auto_ports = {(name, "port") for name, port in self._ports.items() if port is None}
         picked = {
             name: port if port is not None else next(free) for name, port in self._ports.items()
         }
-        self._auto_ports.add("kafka-controller")
+        self._auto_ports.add(("kafka", "controller port"))
         return Settings(
             kafka_port=picked["kafka"],
             kafka_controller_port=next(free),
@@ -445,24 +446,27 @@ class Stack:
             busy = {what: port for what, port in part.ports().items() if not port_is_free(port)}
             if not busy:
                 return
-            if not self._can_repick(part) or attempt == _AUTO_PORT_ATTEMPTS - 1:
+            if not self._can_repick(part, busy) or attempt == _AUTO_PORT_ATTEMPTS - 1:
                 what, port = next(iter(busy.items()))
                 raise PartStartError(
                     part.name, f"{what} {port} on {LOOPBACK} is already in use by another process"
                 )
-            self._repick(part, state)
+            self._repick(part, state, busy)
 
-    def _can_repick(self, part: Part) -> bool:
-        return part.name in self._auto_ports
+    def _can_repick(self, part: Part, labels: Iterable[str]) -> bool:
+        return all((part.name, label) in self._auto_ports for label in labels)
 
-    def _repick(self, part: Part, state: _State) -> None:
-        s = state.settings
-        if part.name == "kafka":
-            s.kafka_port, s.kafka_controller_port = pick_free_ports(2)
-        elif part.name == "redis":
-            (s.redis_port,) = pick_free_ports(1)
-        else:
-            (s.provider_port,) = pick_free_ports(1)
+    def _repick(self, part: Part, state: _State, labels: Iterable[str]) -> None:
+        """New free ports for the given (auto-picked) ports of ``part``."""
+        attributes = {
+            ("kafka", "port"): "kafka_port",
+            ("kafka", "controller port"): "kafka_controller_port",
+            ("redis", "port"): "redis_port",
+            ("provider", "port"): "provider_port",
+        }
+        wanted = [attributes[(part.name, label)] for label in labels]
+        for attribute, port in zip(wanted, pick_free_ports(len(wanted)), strict=True):
+            setattr(state.settings, attribute, port)
 
     def _launch(self, part: Part, state: _State, started: list[str]) -> None:
         """Prepares, spawns and waits for one part; on a lost race for an auto-picked port,
@@ -488,14 +492,18 @@ class Stack:
                 self._wait_ready(part, record, spawned=True)
                 return
             except PartStartError:
+                # Which port was lost is not known; pick all of them again if all were ours.
+                labels = list(part.ports())
                 lost_race = any(marker in part.log_tail(60) for marker in _BIND_ERRORS)
-                if not (lost_race and self._can_repick(part)) or attempt == _AUTO_PORT_ATTEMPTS - 1:
+                if not (lost_race and self._can_repick(part, labels)):
+                    raise
+                if attempt == _AUTO_PORT_ATTEMPTS - 1:
                     raise
                 _stop_record(record, part.stop_timeout)
                 state.processes.pop(part.name, None)
                 started.remove(part.name)
                 self._progress(f"{part.name}: port taken meanwhile, trying another one")
-                self._repick(part, state)
+                self._repick(part, state, labels)
 
     def _wait_ready(self, part: Part, record: ProcessRecord, *, spawned: bool) -> None:
         timeout = self._timeout if self._timeout is not None else part.ready_timeout
