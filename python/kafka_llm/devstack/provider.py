@@ -15,7 +15,7 @@ def provider_executable() -> str:
     try:
         return str(native_tool(BINARY))
     except FileNotFoundError as exc:
-        raise DevStackError(f"provider: {exc}") from None
+        raise DevStackError(str(exc)) from None
 
 
 class ProviderPart(Part):
