@@ -15,23 +15,21 @@ bool is_continuation(unsigned char byte) noexcept {
 std::size_t sequence_length(const unsigned char* data, std::size_t size, std::size_t at) noexcept {
   const unsigned char lead = data[at];
   if (lead < 0x80U) return 1;
-  std::size_t length = 0;
+  // C0 and C1 would start overlong two-byte forms, F5..FF code points above U+10FFFF, and 80..BF
+  // are continuation bytes: none can start a sequence.
+  if (lead < 0xC2U || lead > 0xF4U) return 0;
+  std::size_t length = 4;
   unsigned char second_min = 0x80U;
   unsigned char second_max = 0xBFU;
-  if (lead < 0xC2U) {
-    return 0;  // a stray continuation byte, or an overlong two-byte lead (C0, C1)
-  } else if (lead < 0xE0U) {
+  if (lead < 0xE0U) {
     length = 2;
   } else if (lead < 0xF0U) {
     length = 3;
     if (lead == 0xE0U) second_min = 0xA0U;  // overlong
     if (lead == 0xEDU) second_max = 0x9FU;  // UTF-16 surrogates
-  } else if (lead < 0xF5U) {
-    length = 4;
+  } else {
     if (lead == 0xF0U) second_min = 0x90U;  // overlong
     if (lead == 0xF4U) second_max = 0x8FU;  // above U+10FFFF
-  } else {
-    return 0;
   }
   if (size - at < length) return 0;
   if (data[at + 1] < second_min || data[at + 1] > second_max) return 0;
