@@ -26,8 +26,8 @@ PyObject* new_exception(py::module_& m, const char* name, PyObject* base, const 
 
 void register_errors(py::module_& m) {
   g_base = new_exception(m, "KafkaLlmError", PyExc_Exception, "Base of kafka-llm's errors.");
-  g_config_error = new_exception(m, "ConfigError", g_base,
-                                 "A configuration value is missing or wrong; `key` names it.");
+  g_config_error =
+      new_exception(m, "ConfigError", g_base, "A configuration value is missing or wrong; `key` names it.");
   g_kafka_error = new_exception(m, "KafkaError", g_base, "A Kafka client failed.");
   g_redis_error = new_exception(m, "RedisError", g_base, "Redis failed.");
   py::register_exception_translator([](std::exception_ptr thrown) {

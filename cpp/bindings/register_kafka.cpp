@@ -177,6 +177,20 @@ void register_kafka(py::module_& m) {
             }
           },
           py::arg("offsets"))
+      .def(
+          "committed",
+          [](kafka::Consumer& c, const std::vector<std::pair<std::string, std::int32_t>>& partitions,
+             int timeout_ms) {
+            std::vector<kafka::TopicPartition> query;
+            for (const auto& [t, p] : partitions) query.push_back({t, p});
+            std::vector<std::tuple<std::string, std::int32_t, std::int64_t>> out;
+            py::gil_scoped_release release;
+            for (const auto& tp : c.committed(query, timeout_ms))
+              out.emplace_back(tp.topic, tp.partition, tp.offset);
+            return out;
+          },
+          py::arg("partitions"), py::arg("timeout_ms") = 5000,
+          "The group's committed offsets (-1001 when none), without joining the group.")
       .def("assignment",
            [](const kafka::Consumer& c) {
              std::vector<std::pair<std::string, std::int32_t>> out;

@@ -23,7 +23,15 @@ from kafka_llm.errors import config_error
 __all__ = ["Config", "ProviderSpec", "StreamSpec", "load_config", "parse_duration_ms"]
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+_UNIT_MS = {
+    "ns": 1e-6,
+    "us": 1e-3,
+    "µs": 1e-3,
+    "ms": 1.0,
+    "s": 1000.0,
+    "m": 60_000.0,
+    "h": 3_600_000.0,
+}
 
 
 def parse_duration_ms(value: Any, key: str) -> int:
@@ -33,7 +41,7 @@ def parse_duration_ms(value: Any, key: str) -> int:
     if isinstance(value, int | float):
         if value < 0:
             raise config_error(key, "must not be negative")
-        return int(round(float(value) * 1000))
+        return round(float(value) * 1000)
     if not isinstance(value, str) or not value.strip():
         raise config_error(key, f"must be a duration like 30s or 500ms, got {value!r}")
     text = value.strip()
@@ -48,7 +56,7 @@ def parse_duration_ms(value: Any, key: str) -> int:
         pos = match.end()
     if pos != len(text) or pos == 0:
         raise config_error(key, f"must be a duration like 30s or 500ms, got {value!r}")
-    return int(round(total))
+    return round(total)
 
 
 @dataclass(frozen=True)
@@ -357,7 +365,9 @@ def load_config(
             if env.get(key_env):
                 providers.append(ProviderSpec(name=name, base_url=url, api_key=env[key_env]))
     if not providers:
-        raise config_error("providers", "at least one provider is required (or set OPENAI_API_KEY / GROQ_API_KEY)")
+        raise config_error(
+            "providers", "at least one provider is required (or set OPENAI_API_KEY / GROQ_API_KEY)"
+        )
     names = [p.name for p in providers]
     for i, name in enumerate(names):
         if name in names[:i]:

@@ -31,7 +31,8 @@ void Histogram::record(std::uint64_t micros) noexcept {
 
 std::uint64_t Histogram::quantile(double q) const noexcept {
   if (count_ == 0) return 0;
-  const auto rank = static_cast<std::uint64_t>(std::ceil(std::clamp(q, 0.0, 1.0) * static_cast<double>(count_)));
+  const auto rank =
+      static_cast<std::uint64_t>(std::ceil(std::clamp(q, 0.0, 1.0) * static_cast<double>(count_)));
   std::uint64_t seen = 0;
   for (int i = 0; i < kBuckets; ++i) {
     seen += buckets_[static_cast<std::size_t>(i)];
@@ -42,7 +43,8 @@ std::uint64_t Histogram::quantile(double q) const noexcept {
 
 std::uint64_t Histogram::count_at_most(std::uint64_t micros) const noexcept {
   std::uint64_t total = 0;
-  for (int i = 0; i < kBuckets && upper_bound(i) <= micros; ++i) total += buckets_[static_cast<std::size_t>(i)];
+  for (int i = 0; i < kBuckets && upper_bound(i) <= micros; ++i)
+    total += buckets_[static_cast<std::size_t>(i)];
   return total;
 }
 

@@ -31,12 +31,14 @@ std::string escape_label(const std::string& value) {
   return out;
 }
 
-void histogram_text(std::ostringstream& out, const std::string& name, const std::string& help, const Histogram& h) {
+void histogram_text(std::ostringstream& out, const std::string& name, const std::string& help,
+                    const Histogram& h) {
   static constexpr std::array<double, 14> kBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                     0.25,  0.5,    1,     2.5,  5,     10,  30};
+                                                     0.25,  0.5,    1,     2.5,  5,     10,   30};
   out << "# HELP " << name << " " << help << "\n# TYPE " << name << " histogram\n";
   for (double le : kBounds) {
-    out << name << "_bucket{le=\"" << le << "\"} " << h.count_at_most(static_cast<std::uint64_t>(le * 1e6)) << "\n";
+    out << name << "_bucket{le=\"" << le << "\"} " << h.count_at_most(static_cast<std::uint64_t>(le * 1e6))
+        << "\n";
   }
   out << name << "_bucket{le=\"+Inf\"} " << h.count() << "\n";
   out << name << "_sum " << h.sum() / 1e6 << "\n" << name << "_count " << h.count() << "\n";
@@ -119,6 +121,11 @@ void PipelineMetrics::forget_lag(const std::string& topic, std::int32_t partitio
   lag_.erase({topic, partition});
 }
 
+void PipelineMetrics::set_assignment(std::vector<std::string> partitions) {
+  std::lock_guard lock(mutex_);
+  assignment_ = std::move(partitions);
+}
+
 nlohmann::json PipelineMetrics::snapshot() const {
   std::lock_guard lock(mutex_);
   nlohmann::json out;
@@ -127,7 +134,10 @@ nlohmann::json PipelineMetrics::snapshot() const {
   std::uint64_t total = 0;
   for (const auto& [key, count] : requests_) {
     const auto& [stream, provider, model, outcome] = key;
-    requests.push_back({{"stream", stream}, {"provider", provider}, {"model", model}, {"outcome", outcome},
+    requests.push_back({{"stream", stream},
+                        {"provider", provider},
+                        {"model", model},
+                        {"outcome", outcome},
                         {"count", count}});
     outcomes[outcome] += count;
     total += count;
@@ -147,6 +157,7 @@ nlohmann::json PipelineMetrics::snapshot() const {
   out["consumed"] = consumed_;
   out["inflight"] = inflight_;
   out["paused_partitions"] = paused_partitions_;
+  out["assignment"] = assignment_;
   nlohmann::json lag = nlohmann::json::object();
   for (const auto& [key, value] : lag_) lag[key.first + "/" + std::to_string(key.second)] = value;
   out["consumer_lag"] = std::move(lag);
@@ -159,37 +170,45 @@ nlohmann::json PipelineMetrics::snapshot() const {
 std::string PipelineMetrics::prometheus() const {
   std::lock_guard lock(mutex_);
   std::ostringstream out;
-  out << "# HELP kafka_llm_requests_total Requests finished, by outcome.\n# TYPE kafka_llm_requests_total counter\n";
+  out << "# HELP kafka_llm_requests_total Requests finished, by outcome.\n# TYPE kafka_llm_requests_total "
+         "counter\n";
   for (const auto& [key, count] : requests_) {
     const auto& [stream, provider, model, outcome] = key;
-    out << "kafka_llm_requests_total{stream=\"" << escape_label(stream) << "\",provider=\"" << escape_label(provider)
-        << "\",model=\"" << escape_label(model) << "\",outcome=\"" << escape_label(outcome) << "\"} " << count << "\n";
+    out << "kafka_llm_requests_total{stream=\"" << escape_label(stream) << "\",provider=\""
+        << escape_label(provider) << "\",model=\"" << escape_label(model) << "\",outcome=\""
+        << escape_label(outcome) << "\"} " << count << "\n";
   }
   out << "# HELP kafka_llm_inflight Requests in flight.\n# TYPE kafka_llm_inflight gauge\nkafka_llm_inflight "
       << inflight_ << "\n";
   histogram_text(out, "kafka_llm_provider_latency_seconds", "Provider call latency.", provider_latency_);
   histogram_text(out, "kafka_llm_end_to_end_seconds", "Record timestamp to finished result.", end_to_end_);
-  histogram_text(out, "kafka_llm_time_to_first_token_seconds", "Time to the first streamed token.", first_token_);
+  histogram_text(out, "kafka_llm_time_to_first_token_seconds", "Time to the first streamed token.",
+                 first_token_);
   out << "# HELP kafka_llm_retries_total Provider call retries.\n# TYPE kafka_llm_retries_total counter\n";
   for (const auto& [reason, count] : retries_) {
     out << "kafka_llm_retries_total{reason=\"" << escape_label(reason) << "\"} " << count << "\n";
   }
-  out << "# HELP kafka_llm_dlq_total Records sent to the dead-letter topic.\n# TYPE kafka_llm_dlq_total counter\n";
-  for (const auto& [cls, count] : dlq_) out << "kafka_llm_dlq_total{class=\"" << cls << "\"} " << count << "\n";
+  out << "# HELP kafka_llm_dlq_total Records sent to the dead-letter topic.\n# TYPE kafka_llm_dlq_total "
+         "counter\n";
+  for (const auto& [cls, count] : dlq_)
+    out << "kafka_llm_dlq_total{class=\"" << cls << "\"} " << count << "\n";
   out << "# HELP kafka_llm_tokens_total Tokens used.\n# TYPE kafka_llm_tokens_total counter\n";
   for (const auto& [key, count] : tokens_) {
     out << "kafka_llm_tokens_total{provider=\"" << escape_label(std::get<0>(key)) << "\",model=\""
         << escape_label(std::get<1>(key)) << "\",direction=\"" << std::get<2>(key) << "\"} " << count << "\n";
   }
-  out << "# HELP kafka_llm_consumer_lag Records behind the high watermark.\n# TYPE kafka_llm_consumer_lag gauge\n";
+  out << "# HELP kafka_llm_consumer_lag Records behind the high watermark.\n# TYPE kafka_llm_consumer_lag "
+         "gauge\n";
   for (const auto& [key, value] : lag_) {
-    out << "kafka_llm_consumer_lag{topic=\"" << escape_label(key.first) << "\",partition=\"" << key.second << "\"} "
-        << value << "\n";
+    out << "kafka_llm_consumer_lag{topic=\"" << escape_label(key.first) << "\",partition=\"" << key.second
+        << "\"} " << value << "\n";
   }
   out << "# TYPE kafka_llm_rebalances_total counter\nkafka_llm_rebalances_total " << rebalances_ << "\n";
-  out << "# TYPE kafka_llm_paused_partitions gauge\nkafka_llm_paused_partitions " << paused_partitions_ << "\n";
+  out << "# TYPE kafka_llm_paused_partitions gauge\nkafka_llm_paused_partitions " << paused_partitions_
+      << "\n";
   out << "# TYPE kafka_llm_cache_hits_total counter\nkafka_llm_cache_hits_total " << cache_hits_ << "\n";
-  out << "# TYPE kafka_llm_rate_limited_total counter\nkafka_llm_rate_limited_total " << rate_limited_ << "\n";
+  out << "# TYPE kafka_llm_rate_limited_total counter\nkafka_llm_rate_limited_total " << rate_limited_
+      << "\n";
   return out.str();
 }
 

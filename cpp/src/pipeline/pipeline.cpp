@@ -1,5 +1,6 @@
 #include "kafka_llm/pipeline/pipeline.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -141,6 +142,7 @@ class Pipeline::Impl {
   void on_rebalance(std::size_t stream, kafka::RebalanceKind kind,
                     const std::vector<kafka::TopicPartition>& parts);
   void drain_consumer(std::size_t stream);
+  void publish_assignment();
   void on_record(std::size_t stream, kafka::Message&& message);
   void update_flow(Stream& stream);
   void commit_finished(bool sync);
@@ -390,6 +392,15 @@ std::string Pipeline::Impl::submit(nlohmann::json envelope, int timeout_ms) {
 // ---------------------------------------------------------------------------------------------
 // Consumption, rebalances, flow control and commits
 
+void Pipeline::Impl::publish_assignment() {
+  std::vector<std::string> owned;
+  for (const auto& stream : streams_) {
+    for (const auto& tp : stream.assignment) owned.push_back(tp.topic + "/" + std::to_string(tp.partition));
+  }
+  std::sort(owned.begin(), owned.end());
+  metrics_.set_assignment(std::move(owned));
+}
+
 void Pipeline::Impl::on_rebalance(std::size_t index, kafka::RebalanceKind kind,
                                   const std::vector<kafka::TopicPartition>& parts) {
   Stream& stream = streams_[index];
@@ -400,6 +411,7 @@ void Pipeline::Impl::on_rebalance(std::size_t index, kafka::RebalanceKind kind,
       stream.assignment.push_back(tp);
     }
     if (stream.paused) stream.consumer->pause(parts);
+    publish_assignment();
     return;
   }
   // Revoked: commit what finished on these partitions (not on a lost assignment: the
@@ -417,6 +429,7 @@ void Pipeline::Impl::on_rebalance(std::size_t index, kafka::RebalanceKind kind,
     });
   }
   if (!commits.empty()) stream.consumer->commit(commits, /*async=*/false);
+  publish_assignment();
 }
 
 void Pipeline::Impl::drain_consumer(std::size_t index) {
@@ -1023,21 +1036,24 @@ void Pipeline::Impl::reject_poison(Job& job, const format::PoisonRecord& poison)
 // Outputs and completion
 
 void Pipeline::Impl::store_result(std::uint64_t job_id, std::string key, std::string value) {
-  if (Job* job = find_job(job_id)) ++job->outputs_pending;
+  Job* job = find_job(job_id);
+  if (job == nullptr) return;
+  ++job->outputs_pending;
+  // The arguments are views: build them before the callback takes ownership of the strings.
   const std::string ttl = std::to_string(config_.redis.result_ttl.count());
-  redis_->command({"SET", key, value, "PX", ttl}, [this, job_id, key = std::move(key),
-                                                   value =
-                                                       std::move(value)](redis::RedisReply&& reply) mutable {
-    Job* job = find_job(job_id);
-    if (job == nullptr) return;
+  const std::vector<std::string_view> args = {"SET", key, value, "PX", ttl};
+  auto data = std::make_shared<std::pair<std::string, std::string>>(std::move(key), std::move(value));
+  redis_->command(args, [this, job_id, data](redis::RedisReply&& reply) {
+    Job* j = find_job(job_id);
+    if (j == nullptr) return;
     if (reply.ok()) {
       output_done(job_id);
       return;
     }
     // Keep the record unfinished (and its offset uncommitted) until Redis has it.
-    --job->outputs_pending;
-    after(*job, std::chrono::milliseconds(200),
-          [this, key = std::move(key), value = std::move(value)](Job& j) { store_result(j.id, key, value); });
+    --j->outputs_pending;
+    after(*j, std::chrono::milliseconds(200),
+          [this, data](Job& again) { store_result(again.id, data->first, data->second); });
   });
 }
 

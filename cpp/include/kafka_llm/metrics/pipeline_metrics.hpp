@@ -3,10 +3,10 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <tuple>
-
-#include <nlohmann/json.hpp>
+#include <vector>
 
 #include "kafka_llm/common/types.hpp"
 #include "kafka_llm/metrics/histogram.hpp"
@@ -22,7 +22,8 @@ class PipelineMetrics {
   void first_token(std::uint64_t micros);
   void retry(const std::string& reason);
   void dead_letter(ErrorClass error_class);
-  void tokens(const std::string& provider, const std::string& model, std::int64_t prompt, std::int64_t completion);
+  void tokens(const std::string& provider, const std::string& model, std::int64_t prompt,
+              std::int64_t completion);
   void rate_limited();
   void cache_hit();
   void rebalance();
@@ -31,6 +32,8 @@ class PipelineMetrics {
   void set_paused_partitions(std::int64_t value);
   void set_lag(const std::string& topic, std::int32_t partition, std::int64_t lag);
   void forget_lag(const std::string& topic, std::int32_t partition);
+  /// The partitions this worker owns now, as "topic/partition".
+  void set_assignment(std::vector<std::string> partitions);
 
   /// A snapshot as JSON: counters, gauges and latency summaries (count, mean, p50, p95, p99, max in ms).
   nlohmann::json snapshot() const;
@@ -51,6 +54,7 @@ class PipelineMetrics {
   std::uint64_t consumed_ = 0;
   std::int64_t inflight_ = 0;
   std::int64_t paused_partitions_ = 0;
+  std::vector<std::string> assignment_;
   Histogram provider_latency_;
   Histogram end_to_end_;
   Histogram first_token_;
