@@ -445,14 +445,15 @@ class Server::Impl {
     }
   }
 
-  // Declaration order is destruction order in reverse: workers (and the connections in their
-  // io_contexts) go before the shared state they point to.
+  // Destruction runs bottom up. The control context goes first: a pending accept holds a socket
+  // of some worker's context, so it must be destroyed while the workers exist. The workers (and
+  // the connections in their contexts) go before the shared state they point to.
   SharedState shared_;
   std::optional<std::string> unix_path_;
   bool unix_bound_ = false;
   std::string host_;
-  asio::io_context control_{1};
   std::vector<std::unique_ptr<Worker>> workers_;
+  asio::io_context control_{1};
   tcp::acceptor tcp_acceptor_{control_};
   std::optional<local_stream::acceptor> unix_acceptor_;
   asio::signal_set signals_{control_};
