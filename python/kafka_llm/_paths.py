@@ -14,10 +14,16 @@ def native_tool(name: str) -> Path:
     ``KAFKA_LLM_BIN_DIR`` overrides the directory, e.g. to use a C++ dev build.
     Raises FileNotFoundError naming the path that was looked at.
     """
-    base = Path(os.environ["KAFKA_LLM_BIN_DIR"]) if os.environ.get("KAFKA_LLM_BIN_DIR") else _PACKAGE_DIR / "_bin"
+    base = (
+        Path(os.environ["KAFKA_LLM_BIN_DIR"])
+        if os.environ.get("KAFKA_LLM_BIN_DIR")
+        else _PACKAGE_DIR / "_bin"
+    )
     path = base / name
     if not path.is_file():
-        raise FileNotFoundError(f"native tool {name!r} not found at {path}; reinstall kafka-llm (pip install .)")
+        raise FileNotFoundError(
+            f"native tool {name!r} not found at {path}; reinstall kafka-llm (pip install .)"
+        )
     return path
 
 

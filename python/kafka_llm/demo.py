@@ -155,8 +155,9 @@ def _drive(
                 if "chunk" in f and f["chunk"].get("choices")
             )
             final = next((f for f in frames if f.get("done")), {})
-            _say(f"  {request_id:<16} {len(frames) - 1} token frames: {tokens!r} | final: "
-                 f"status {final.get('status_code')} finish {final.get('finish_reason')} usage {final.get('usage')}")  # fmt: skip
+            _say(f"  {request_id:<16} {len(frames) - 1} token frames: {tokens!r}")
+            _say(f"  {'':<16} final: status {final.get('status_code')} finish {final.get('finish_reason')}"
+                 f" usage {final.get('usage')}")  # fmt: skip
             continue
         if not frames:
             _say(f"  {request_id:<16} (no response)")
@@ -183,8 +184,9 @@ def _drive(
     _say("\n== dead-letter topic ==")
     for record in k.consumer(stack.bootstrap_servers, [dlq_topic], f"demo-dlq-{run_id}").consume(2, 10_000):
         h = {name: value.decode() for name, value in record.headers}
+        source = f"{h['x-source-topic']}[{h['x-source-partition']}]@{h['x-source-offset']}"
         _say(f"  key={record.key!r} class={h['x-error-class']} status={h['x-http-status']} "
-             f"attempts={h['x-attempts']} from {h['x-source-topic']}[{h['x-source-partition']}]@{h['x-source-offset']}")  # fmt: skip
+             f"attempts={h['x-attempts']} from {source}")  # fmt: skip
         _say(f"    x-error: {h['x-error'][:100]}")
 
     _say("\n== Redis ==")

@@ -9,7 +9,15 @@ from kafka_llm._core import Consumer, Producer, Record
 from kafka_llm._core import create_topics as _create_topics
 from kafka_llm._core import partition_count as _partition_count
 
-__all__ = ["Consumer", "Producer", "Record", "consumer", "create_topics", "partition_count", "producer"]
+__all__ = [
+    "Consumer",
+    "Producer",
+    "Record",
+    "consumer",
+    "create_topics",
+    "partition_count",
+    "producer",
+]
 
 
 def _props(bootstrap_servers: str, extra: Mapping[str, str] | None) -> dict[str, str]:

@@ -27,7 +27,10 @@ def register_cli(sub: Any) -> None:
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics")
     parser.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
     parser.add_argument(
-        "--stats-interval", type=float, default=10.0, help="seconds between progress lines on stderr (0: none)"
+        "--stats-interval",
+        type=float,
+        default=10.0,
+        help="seconds between progress lines on stderr (0: none)",
     )
     parser.set_defaults(func=_run)
 

@@ -55,8 +55,7 @@ def _add_state_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state-dir",
         metavar="DIR",
-        help="where the stack keeps its PIDs, config, logs and data "
-        f"(default: {default_state_dir()})",
+        help=f"where the stack keeps its PIDs, config, logs and data (default: {default_state_dir()})",
     )
 
 
@@ -78,12 +77,8 @@ def register_cli(subparsers: Any) -> None:
         "waits until each really answers (Kafka Metadata, Redis PING, provider GET /health). "
         "Safe to run twice: parts already running are kept.",
     )
-    up.add_argument(
-        "--kafka-port", type=_port, metavar="N", help="Kafka listener port (default: a free one)"
-    )
-    up.add_argument(
-        "--redis-port", type=_port, metavar="N", help="Redis port (default: a free one)"
-    )
+    up.add_argument("--kafka-port", type=_port, metavar="N", help="Kafka listener port (default: a free one)")
+    up.add_argument("--redis-port", type=_port, metavar="N", help="Redis port (default: a free one)")
     up.add_argument(
         "--provider-port", type=_port, metavar="N", help="mock provider port (default: a free one)"
     )
@@ -169,9 +164,7 @@ def _up(args: argparse.Namespace) -> int:
     if args.redis_password_env:
         password = os.environ.get(args.redis_password_env)
         if not password:
-            return _error(
-                "up", f"environment variable {args.redis_password_env} is not set or empty"
-            )
+            return _error("up", f"environment variable {args.redis_password_env} is not set or empty")
     try:
         stack = Stack(
             args.state_dir,

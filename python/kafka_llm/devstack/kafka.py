@@ -108,14 +108,10 @@ def _fetch(mvn: str, work: Path, progress: Progress) -> None:
         f"-DoutputDirectory={out}",
         "-DincludeScope=runtime",
     ]
-    progress(
-        f"fetching Apache Kafka {KAFKA_VERSION} jars with Maven into {jars_dir()} (first run only)"
-    )
+    progress(f"fetching Apache Kafka {KAFKA_VERSION} jars with Maven into {jars_dir()} (first run only)")
     started = time.monotonic()
     with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, cwd=work
-        )
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, cwd=work)
         try:
             next_note = started + 10.0
             while process.poll() is None:

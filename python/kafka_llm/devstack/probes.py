@@ -254,9 +254,7 @@ def probe_kafka(host: str, port: int, timeout: float = 5.0) -> ProbeResult:
     listed = [b for b in metadata.brokers if b.host == host and b.port == port]
     if not listed:
         seen = ", ".join(f"{b.node_id}@{b.host}:{b.port}" for b in metadata.brokers) or "none"
-        return ProbeResult(
-            False, f"broker metadata does not list {host}:{port} yet (brokers: {seen})"
-        )
+        return ProbeResult(False, f"broker metadata does not list {host}:{port} yet (brokers: {seen})")
     return ProbeResult(True, f"broker {listed[0].node_id} at {host}:{port}")
 
 
@@ -330,9 +328,7 @@ def redis_command(
             reader.close()
 
 
-def probe_redis(
-    host: str, port: int, password: str | None = None, timeout: float = 5.0
-) -> ProbeResult:
+def probe_redis(host: str, port: int, password: str | None = None, timeout: float = 5.0) -> ProbeResult:
     """Ok when ``PING`` (after ``AUTH`` if a password is set) gets ``+PONG``."""
     try:
         reply = redis_command(host, port, "PING", password=password, timeout=timeout)

@@ -15,9 +15,7 @@ def redis_server_executable() -> str:
     """``redis-server`` on PATH. Raises DevStackError when it is not installed."""
     found = shutil.which("redis-server")
     if found is None:
-        raise DevStackError(
-            "redis-server is needed for the local stack; apt-get install redis-server"
-        )
+        raise DevStackError("redis-server is needed for the local stack; apt-get install redis-server")
     return found
 
 
@@ -40,9 +38,7 @@ class RedisPart(Part):
         """Sets (or with None clears) the password used from the next launch on."""
         self.dir.mkdir(parents=True, exist_ok=True)
         if password is not None and any(c in password for c in "\r\n\"'\\ \t"):
-            raise DevStackError(
-                "the Redis password must not contain whitespace, quotes or backslashes"
-            )
+            raise DevStackError("the Redis password must not contain whitespace, quotes or backslashes")
         fd = os.open(self.conf_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as conf:
             conf.write("# Written by `kafka-llm dev up`.\n")
@@ -92,6 +88,4 @@ class RedisPart(Part):
         return f"redis://{LOOPBACK}:{self.settings.redis_port}/0"
 
     def probe(self, timeout: float) -> ProbeResult:
-        return probe_redis(
-            LOOPBACK, self.settings.redis_port, password=self.password(), timeout=timeout
-        )
+        return probe_redis(LOOPBACK, self.settings.redis_port, password=self.password(), timeout=timeout)

@@ -272,8 +272,7 @@ class Stack:
             return None
         except (ValueError, TypeError, KeyError) as exc:
             raise DevStackError(
-                f"{self.state_path} is unreadable ({exc}); "
-                "stop the processes it names and remove it"
+                f"{self.state_path} is unreadable ({exc}); stop the processes it names and remove it"
             ) from None
 
     def _save(self, state: _State) -> None:
@@ -338,9 +337,7 @@ class Stack:
             raise DevStackError(f"the parts need different ports, got {explicit}")
         free = iter(pick_free_ports(4))
         self._auto_ports = {(name, "port") for name, port in self._ports.items() if port is None}
-        picked = {
-            name: port if port is not None else next(free) for name, port in self._ports.items()
-        }
+        picked = {name: port if port is not None else next(free) for name, port in self._ports.items()}
         self._auto_ports.add(("kafka", "controller port"))
         return Settings(
             kafka_port=picked["kafka"],
@@ -376,9 +373,7 @@ class Stack:
             if not diffs:
                 continue
             if self._running(state, name) is not None:
-                what = "; ".join(
-                    f"{attr} is {old!r}, asked for {new!r}" for attr, old, new in diffs
-                )
+                what = "; ".join(f"{attr} is {old!r}, asked for {new!r}" for attr, old, new in diffs)
                 raise DevStackError(
                     f"{name} is already running in {self.state_dir} with other settings ({what}); "
                     "run `kafka-llm dev down` first to change them"
@@ -571,9 +566,7 @@ class Stack:
             self.state_dir.rmdir()  # only when nothing else is in it
         return True
 
-    def stop_part(
-        self, name: PartName, signal: int = _signal.SIGTERM, timeout: float | None = None
-    ) -> None:
+    def stop_part(self, name: PartName, signal: int = _signal.SIGTERM, timeout: float | None = None) -> None:
         """Stops one part with ``signal`` and waits until it has exited (after ``timeout`` seconds,
         default the part's own, a SIGTERM or SIGINT is followed by SIGKILL). Its port and data
         are kept for ``start_part``. To pause a part instead, use ``signal_part``."""
