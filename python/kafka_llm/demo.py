@@ -175,9 +175,8 @@ def _drive(
         _say(f"  {request_id:<16} {r['status_code']} attempts={r['attempts']} "
              f"{r['latency_ms']:.0f} ms {summary}{meta}")  # fmt: skip
     poison = finished.get(f"{run_id}-poison", [{}])[0]
-    _say(
-        f"  {run_id + '-poison':<16} {poison.get('status_code')} {poison.get('body', {}).get('error', {}).get('message')}"
-    )
+    poison_error = poison.get("body", {}).get("error", {}).get("message")
+    _say(f"  {run_id + '-poison':<16} {poison.get('status_code')} {poison_error}")
     bulk_ok = sum(1 for i in bulk if finished.get(i, [{}])[0].get("status_code") == 200)
     _say(f"  bulk             {bulk_ok}/{len(bulk)} answered with 200")
 
