@@ -824,6 +824,23 @@ def test_stats_count_per_request_id_and_reset(start_mock: Any) -> None:
     assert call(port, "GET", "/stats?request_id=alpha").json()["count"] == 1
 
 
+def test_stats_stay_valid_json_for_non_utf8_request_ids(start_mock: Any) -> None:
+    provider = start_mock()
+    conn = http.client.HTTPConnection(LOOPBACK, provider.port, timeout=5)
+    try:
+        conn.request(
+            "POST",
+            "/v1/chat/completions",
+            body=json.dumps(chat_body()),
+            headers={"x-request-id": b"id-\xff\xfe"},
+        )
+        assert conn.getresponse().read()
+    finally:
+        conn.close()
+    stats = call(provider.port, "GET", "/stats").json()
+    assert stats["by_request_id"] == {"id-\ufffd\ufffd": 1}
+
+
 def test_admin_config_switches_a_429_storm(start_mock: Any) -> None:
     provider = start_mock("--retry-after", "2")
     port = provider.port

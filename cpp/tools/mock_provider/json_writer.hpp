@@ -8,7 +8,8 @@ namespace kafka_llm::mock_provider {
 
 /// Appends compact JSON to a caller-owned string. The response bodies have fixed shapes, so
 /// writing them directly avoids building a DOM per request on the hot path. The caller keeps
-/// `out` alive and balances begin_*/end_* calls; strings must be valid UTF-8.
+/// `out` alive and balances begin_*/end_* calls. Bytes that are not well-formed UTF-8 are
+/// written as U+FFFD, so the output is always valid JSON.
 class JsonWriter {
  public:
   explicit JsonWriter(std::string& out) noexcept : out_(out) {}
