@@ -418,6 +418,15 @@ def test_keep_alive_reuses_the_connection(mock: MockProvider) -> None:
         conn.close()
 
 
+def test_pipelined_requests_are_answered_in_order(mock: MockProvider) -> None:
+    first = post_bytes("/v1/completions", {"model": "m", "prompt": "first"})
+    second = post_bytes("/v1/completions", {"model": "m", "prompt": "second"}, "Connection: close\r\n")
+    data, error = raw_exchange(mock.port, first + second)
+    assert error is None
+    assert data.count(b"HTTP/1.1 200 OK") == 2
+    assert data.index(b"mock reply: first") < data.index(b"mock reply: second")
+
+
 def test_expect_100_continue_is_answered_at_once(mock: MockProvider) -> None:
     payload = json.dumps(chat_body("x" * 2000)).encode()
     head = (

@@ -105,10 +105,10 @@ std::string error_json(unsigned status, std::string_view code, std::string messa
                     ErrorFlavor::kOpenAI);
 }
 
-// Serves one connection: reads requests one after the other (keep-alive, no pipelining), asks
-// the worker's router what to answer and writes the answer. Responses are serialised by hand
-// into one reused buffer: the shapes are fixed and this keeps the hot path free of allocations
-// beyond the request parser's. Lives in the frame of the coroutine that runs it.
+// Serves one connection: reads requests one after the other (keep-alive; pipelined requests are
+// answered in order), asks the worker's router what to answer and carries the answer out. The
+// status line and headers are written by hand into one reused buffer, which spares Beast's
+// per-field allocations on every response. Lives in the frame of the coroutine that runs it.
 template <class Socket>
 class Session {
  public:
