@@ -309,11 +309,11 @@ TEST(PolicyOffsetTracker, HundredThousandInFlightFinishedInRandomOrder) {
   for (std::size_t i = tickets.size() - 1; i > 0; --i)
     std::swap(tickets[i], tickets[rng.next_u64() % (i + 1)]);
   std::int64_t lowest_unfinished = 0;
-  std::set<std::int64_t> finished;
+  std::vector<bool> finished(static_cast<std::size_t>(kRecords * 2 + 2), false);
   for (std::size_t i = 0; i < tickets.size(); ++i) {
     ASSERT_EQ(t.finish(tickets[i]), FinishResult::kFinished);
-    finished.insert(tickets[i].offset);
-    while (finished.count(lowest_unfinished)) lowest_unfinished += 2;
+    finished[static_cast<std::size_t>(tickets[i].offset)] = true;
+    while (finished[static_cast<std::size_t>(lowest_unfinished)]) lowest_unfinished += 2;
     if (i % 997 == 0) {
       ASSERT_EQ(t.position(kP0), lowest_unfinished < kRecords * 2 ? lowest_unfinished : kRecords * 2 - 1);
     }

@@ -1,12 +1,12 @@
 #pragma once
 
-#include <compare>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace kafka_llm::policy {
@@ -16,8 +16,10 @@ struct PartitionKey {
   std::string topic;
   std::int32_t partition = -1;
 
-  friend auto operator<=>(const PartitionKey&, const PartitionKey&) = default;
   friend bool operator==(const PartitionKey&, const PartitionKey&) = default;
+  friend bool operator<(const PartitionKey& a, const PartitionKey& b) noexcept {
+    return std::tie(a.topic, a.partition) < std::tie(b.topic, b.partition);
+  }
 };
 
 /// Proof that a record was begun: hand it back to OffsetTracker::finish(). The generation ties
