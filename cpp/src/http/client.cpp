@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstddef>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -918,7 +919,8 @@ void ClientCore::drain() {
     } catch (...) {
       if (!closing_) {
         // Keep the undelivered outcomes, in order, for a later drain.
-        completions_.insert(completions_.begin(), std::make_move_iterator(draining_.begin() + next),
+        completions_.insert(completions_.begin(),
+                            std::make_move_iterator(draining_.begin() + static_cast<std::ptrdiff_t>(next)),
                             std::make_move_iterator(draining_.end()));
         post_drain();
       }

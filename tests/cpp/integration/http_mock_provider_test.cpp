@@ -30,7 +30,7 @@ bool run_until(asio::io_context& io, const std::function<bool()>& done,
   return done();
 }
 
-http::Request chat_request(const std::string& base_url, nlohmann::json body) {
+http::Request chat_request(const std::string& base_url, const nlohmann::json& body) {
   http::Request request;
   request.method = "POST";
   request.url = base_url + "/chat/completions";

@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -77,7 +78,7 @@ ServerRequest parse_head(std::string_view head) {
   return request;
 }
 
-std::string header_or(const ServerRequest& request, std::string_view name, std::string fallback) {
+std::string header_or(const ServerRequest& request, std::string_view name, const std::string& fallback) {
   const std::string* value = kafka_llm::find_header(request.headers, name);
   return value != nullptr ? *value : fallback;
 }
@@ -105,7 +106,12 @@ asio::awaitable<void> sleep_for(Clock::duration duration) {
 
 class TestServer {
  public:
-  TestServer() {
+  enum class Mode : std::uint8_t {
+    kHttp,
+    kGarbage,  // answers every connection at once with a plain HTTP response, without reading: not TLS
+  };
+
+  explicit TestServer(Mode mode = Mode::kHttp) : mode_(mode) {
     auto& acceptor = tcp_.emplace(io_, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     port_ = acceptor.local_endpoint().port();
     asio::co_spawn(io_, accept_loop(acceptor), asio::detached);
@@ -142,7 +148,11 @@ class TestServer {
     for (;;) {
       auto socket = co_await acceptor.async_accept(asio::use_awaitable);
       ++connections_;
-      asio::co_spawn(io_, session(std::move(socket)), asio::detached);
+      if (mode_ == Mode::kGarbage) {
+        asio::co_spawn(io_, garbage_session(std::move(socket)), asio::detached);
+      } else {
+        asio::co_spawn(io_, session(std::move(socket)), asio::detached);
+      }
     }
   }
 
@@ -164,6 +174,17 @@ class TestServer {
         buffer.erase(0, length);
         if (!co_await respond(socket, request)) co_return;
       }
+    } catch (const std::exception&) {
+      // The client went away.
+    }
+  }
+
+  template <class Socket>
+  asio::awaitable<void> garbage_session(Socket socket) {
+    try {
+      std::string reply = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+      co_await send(socket, std::move(reply));
+      co_await sleep_for(100ms);
     } catch (const std::exception&) {
       // The client went away.
     }
@@ -201,6 +222,7 @@ class TestServer {
       reply = chunk("part-2;") + "0\r\n\r\n";
     } else if (target == "/hang") {
       co_await sleep_for(1h);
+      co_return false;
     } else if (target == "/close") {
       co_return false;
     } else if (target.starts_with("/big/")) {
@@ -220,6 +242,7 @@ class TestServer {
       reply = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789";
       co_await send(socket, std::move(reply));
       co_await sleep_for(1h);
+      co_return false;
     } else if (target.starts_with("/delay/")) {
       co_await sleep_for(std::chrono::milliseconds(std::stoi(target.substr(7))));
       reply = http_response(200, "late");
@@ -230,6 +253,7 @@ class TestServer {
     co_return true;
   }
 
+  Mode mode_ = Mode::kHttp;
   asio::io_context io_;
   std::optional<asio::ip::tcp::acceptor> tcp_;
   std::optional<asio::local::stream_protocol::acceptor> local_;
@@ -422,6 +446,44 @@ TEST(HttpClient, ThousandConcurrentRequestsCompleteExactlyOnce) {
   EXPECT_EQ(client.in_flight(), 0U);
 }
 
+TEST(HttpClient, SocketChurnKeepsEveryOutcomeWithItsRequest) {
+  // Half the requests make the server drop the connection, so curl keeps closing sockets and the kernel
+  // keeps handing out the same fd numbers again: waits left over from a closed socket must not reach the
+  // new one.
+  TestServer server;
+  asio::io_context io;
+  http::Client client(io, {});
+  constexpr int kRequests = 600;
+  int done = 0;
+  int as_expected = 0;
+  std::string first_unexpected;
+  for (int i = 0; i < kRequests; ++i) {
+    const bool drop = i % 2 == 0;
+    client.start(make_request(server.url(drop ? "/close" : "/echo"), "POST", "r" + std::to_string(i)), {},
+                 [&, drop, i](http::Response&& response) {
+                   ++done;
+                   const bool expected = drop ? response.error == TransportError::kRecv
+                                              : response.error == TransportError::kNone &&
+                                                    response.status == 200 &&
+                                                    response.body == "r" + std::to_string(i);
+                   if (expected) {
+                     ++as_expected;
+                   } else if (first_unexpected.empty()) {
+                     first_unexpected = "request " + std::to_string(i) + ": " +
+                                        std::string(http::to_string(response.error)) + " " +
+                                        std::to_string(response.status) + " " + response.error_message;
+                   }
+                 });
+  }
+  ASSERT_TRUE(run_until(
+      io, [&] { return done == kRequests; }, 60s))
+      << done << " of " << kRequests;
+  run_for(io, 50ms);
+  EXPECT_EQ(done, kRequests);
+  EXPECT_EQ(as_expected, kRequests) << first_unexpected;
+  EXPECT_GT(server.connections(), kRequests / 2);
+}
+
 TEST(HttpClient, ReusesConnectionsForSequentialRequests) {
   TestServer server;
   asio::io_context io;
@@ -455,6 +517,63 @@ TEST(HttpClient, UnixDomainSocket) {
     EXPECT_EQ(outcome.response.body, "over a unix socket");
   }
   std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+}
+
+TEST(HttpClient, ResolvesHostNamesThroughTheSystemResolver) {
+  // The machine's own name, when /etc/hosts maps it to loopback, goes through curl's resolver (a thread
+  // and a socket pair watched like any other socket) without leaving the machine.
+  char name[256] = {};
+  ASSERT_EQ(::gethostname(name, sizeof name - 1), 0);
+  asio::io_context resolver_io;
+  asio::ip::tcp::resolver resolver(resolver_io);
+  boost::system::error_code ec;
+  const auto results = resolver.resolve(asio::ip::tcp::v4(), name, "80", ec);
+  if (ec || results.empty() || results.begin()->endpoint().address() != asio::ip::make_address("127.0.0.1")) {
+    GTEST_SKIP() << "host name '" << name << "' does not resolve to 127.0.0.1 here";
+  }
+  TestServer server;
+  const std::string url = server.url("/echo");
+  const Outcome outcome = fetch(make_request("http://" + std::string(name) + url.substr(url.find(':', 7))));
+  ASSERT_EQ(outcome.calls, 1);
+  EXPECT_EQ(outcome.response.error, TransportError::kNone) << outcome.response.error_message;
+  EXPECT_EQ(outcome.response.status, 200);
+}
+
+TEST(HttpClient, RecycledHandlesSendEachRequestsOwnHeaders) {
+  TestServer server;
+  asio::io_context io;
+  http::ClientOptions options;
+  options.max_idle_handles = 1;
+  http::Client client(io, options);
+  // Sequential requests reuse one easy handle and its header list while the headers stay the same.
+  const std::vector<std::optional<std::string>> values = {"one", "one", "two", std::nullopt, "three"};
+  std::vector<std::string> seen;
+  std::function<void()> next = [&] {
+    auto request = make_request(server.url("/echo"));
+    if (const auto& value = values[seen.size()]) request.headers = {{"X-Test", *value}};
+    client.start(std::move(request), {}, [&](http::Response&& response) {
+      const std::string* echoed = kafka_llm::find_header(response.headers, "X-Echo-Test");
+      seen.push_back(echoed != nullptr ? *echoed : "<missing>");
+      if (seen.size() < values.size()) next();
+    });
+  };
+  next();
+  ASSERT_TRUE(run_until(io, [&] { return seen.size() == values.size(); }));
+  EXPECT_EQ(seen, (std::vector<std::string>{"one", "one", "two", "<none>", "three"}));
+
+  // Bursts beyond max_idle_handles free the extra handles and later reuse their slots.
+  int done = 0;
+  int ok = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 50; ++i) {
+      client.start(make_request(server.url("/echo")), {}, [&](http::Response&& response) {
+        ++done;
+        if (response.status == 200) ++ok;
+      });
+    }
+    ASSERT_TRUE(run_until(io, [&] { return done == 50 * (round + 1); }));
+  }
+  EXPECT_EQ(ok, 150);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -532,7 +651,8 @@ TEST(HttpClientTimeouts, ConnectTimeoutWhenTheListenQueueIsFull) {
   std::vector<int> fillers;
   for (int i = 0; i < 3; ++i) {
     const int filler = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    ::connect(filler, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    // Non-blocking: EINPROGRESS, or a drop once the queue is full; either way the queue fills up.
+    (void)::connect(filler, reinterpret_cast<sockaddr*>(&address), sizeof address);
     fillers.push_back(filler);
   }
   std::this_thread::sleep_for(50ms);
@@ -570,6 +690,15 @@ TEST(HttpClientErrors, ServerClosingWithoutResponseIsARecvError) {
   const Outcome outcome = fetch(make_request(server.url("/close")));
   ASSERT_EQ(outcome.calls, 1);
   EXPECT_EQ(outcome.response.error, TransportError::kRecv) << outcome.response.error_message;
+}
+
+TEST(HttpClientErrors, TlsHandshakeWithAPlainHttpServerIsATlsError) {
+  TestServer server(TestServer::Mode::kGarbage);
+  std::string url = server.url("/");
+  url.replace(0, 4, "https");
+  const Outcome outcome = fetch(make_request(url));
+  ASSERT_EQ(outcome.calls, 1);
+  EXPECT_EQ(outcome.response.error, TransportError::kTls) << outcome.response.error_message;
 }
 
 TEST(HttpClientErrors, MaxResponseBytes) {
@@ -610,6 +739,40 @@ TEST(HttpClientErrors, BadRequestsFailThroughOnDoneNotInsideStart) {
   client.start(std::move(injected), {}, expect_other);
   start_returned = true;
   ASSERT_TRUE(run_until(io, [&] { return calls == 2; }));
+}
+
+TEST(HttpClientErrors, ThrowingCallbacks) {
+  TestServer server;
+  asio::io_context io;
+  http::Client client(io, {});
+  // An exception from on_data fails its own request.
+  Outcome streamed;
+  client.start(
+      make_request(server.url("/big-chunked/5000")),
+      [](std::string_view) { throw std::runtime_error("boom"); }, record(streamed));
+  ASSERT_TRUE(run_until(io, [&] { return streamed.calls > 0; }));
+  EXPECT_EQ(streamed.response.error, TransportError::kOther);
+  EXPECT_NE(streamed.response.error_message.find("boom"), std::string::npos)
+      << streamed.response.error_message;
+
+  // An exception from on_done leaves io_context::run(); the client keeps working afterwards.
+  client.start(make_request(server.url("/echo")), {},
+               [](http::Response&&) { throw std::runtime_error("done"); });
+  bool thrown = false;
+  const auto deadline = Clock::now() + 10s;
+  while (!thrown && Clock::now() < deadline) {
+    try {
+      io.restart();
+      io.run_for(10ms);
+    } catch (const std::runtime_error& e) {
+      thrown = std::string(e.what()) == "done";
+    }
+  }
+  EXPECT_TRUE(thrown);
+  Outcome after;
+  client.start(make_request(server.url("/echo")), {}, record(after));
+  ASSERT_TRUE(run_until(io, [&] { return after.calls > 0; }));
+  EXPECT_EQ(after.response.status, 200);
 }
 
 TEST(HttpClientErrors, ClassifiesCurlCodes) {

@@ -45,8 +45,9 @@ class Client {
   Client(Client&&) = delete;
   Client& operator=(Client&&) = delete;
 
-  /// Starts a request and returns its id (never 0). Never blocks and never calls back from inside start:
-  /// failures to start (e.g. an unsupported URL scheme) arrive through on_done like any other error.
+  /// Starts a request and returns its id (never 0, except when called while the Client is being destroyed,
+  /// e.g. from a callback's destructor: then nothing starts). Never blocks and never calls back from inside
+  /// start: failures to start (e.g. an unsupported URL scheme) arrive through on_done like any other error.
   /// `on_data` (may be empty) receives the response body in pieces instead of Response::body; it may call
   /// start and cancel, and may destroy the Client. `on_done` is called exactly once, later, on the io thread;
   /// it may call start and cancel and may destroy the Client. Callbacks must not throw: an exception from
