@@ -453,3 +453,30 @@ def test_worker_command_processes_requests_and_stops_cleanly_on_sigterm(
         _, err = worker.communicate(timeout=60)
     assert worker.returncode == 0, err
     assert "stopping" in err
+
+
+def test_a_shared_rate_limit_holds_across_workers(stack: StackInfo, unique_name: str) -> None:
+    """rpm 30 shared by two workers: 30 requests go at once, then one every 2 s for all of them
+    together (with per-worker buckets each worker would have its own 30 and nothing would wait)."""
+    topics = make_topics(stack, unique_name, partitions=2)
+    providers = [{"name": unique_name, "baseURL": stack.provider_url, "rpm": 30, "shared": True}]
+    config = make_config(stack, topics, providers=providers)
+    workers = [Pipeline(config).start() for _ in range(2)]
+    try:
+        wait_for(lambda: all(w.stats()["assignment"] for w in workers), 60, "both workers to own a partition")
+        ids = [f"{unique_name}-{i}" for i in range(32)]
+        started = time.monotonic()
+        produce(stack, topics.requests, [json.dumps(envelope(i, request_id=i)).encode() for i in ids])
+        records = read_until(stack, topics.responses, lambda r: len(by_key(r)) >= len(ids))
+        elapsed = time.monotonic() - started
+        limited = sum(w.stats()["rate_limited"] for w in workers)
+        per_worker = [w.stats()["requests_total"] for w in workers]
+    finally:
+        for w in workers:
+            w.stop()
+    assert set(by_key(records)) == set(ids)
+    assert all(n > 0 for n in per_worker), per_worker
+    assert limited >= 2
+    assert elapsed >= 3.5, (
+        f"the 31st and 32nd requests must wait for refills (2 s each); took {elapsed:.2f} s"
+    )

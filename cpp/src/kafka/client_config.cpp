@@ -34,7 +34,10 @@ ConfPtr make_conf(const Properties& props, const std::string& key_prefix) {
           reason.replace(pos, value.size(), "***");
         }
       }
-      throw ConfigError(key_prefix + "." + name, reason);
+      std::string key = key_prefix;
+      key += '.';
+      key += name;
+      throw ConfigError(std::move(key), reason);
     }
   }
   return conf;

@@ -37,18 +37,26 @@ rd_kafka_resp_err_t Producer::produce(std::string_view topic, std::optional<std:
   auto callback = std::make_unique<DeliveryCallback>(std::move(on_delivery));
   HeadersPtr rd_headers = to_rd_headers(headers);
   const std::string topic_name(topic);
-  const void* key_data = key ? key->data() : nullptr;
-  const size_t key_size = key ? key->size() : 0;
-  rd_kafka_resp_err_t err = rd_kafka_producev(
-      rk_.get(), RD_KAFKA_V_TOPIC(topic_name.c_str()), RD_KAFKA_V_PARTITION(partition),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_KEY(key_data, key_size),
-      RD_KAFKA_V_HEADERS(rd_headers.get()), RD_KAFKA_V_OPAQUE(callback.get()), RD_KAFKA_V_END);
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    (void)rd_headers.release();  // owned by the message now
-    (void)callback.release();    // freed in on_delivery_report
-  }
-  return err;
+  std::array<rd_kafka_vu_t, 7> vus{};
+  vus[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+  vus[0].u.cstr = topic_name.c_str();
+  vus[1].vtype = RD_KAFKA_VTYPE_PARTITION;
+  vus[1].u.i32 = partition;
+  vus[2].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+  vus[2].u.i = RD_KAFKA_MSG_F_COPY;
+  vus[3].vtype = RD_KAFKA_VTYPE_VALUE;
+  vus[3].u.mem = {const_cast<char*>(value.data()), value.size()};
+  vus[4].vtype = RD_KAFKA_VTYPE_KEY;
+  vus[4].u.mem = {key ? const_cast<char*>(key->data()) : nullptr, key ? key->size() : 0};
+  vus[5].vtype = RD_KAFKA_VTYPE_HEADERS;
+  vus[5].u.headers = rd_headers.get();
+  vus[6].vtype = RD_KAFKA_VTYPE_OPAQUE;
+  vus[6].u.ptr = callback.get();
+  ErrorPtr error(rd_kafka_produceva(rk_.get(), vus.data(), vus.size()));
+  if (error) return rd_kafka_error_code(error.get());
+  (void)rd_headers.release();  // owned by the message now
+  (void)callback.release();    // freed in on_delivery_report
+  return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 void Producer::on_delivery_report(rd_kafka_t* /*rk*/, const rd_kafka_message_t* message, void* /*opaque*/) {

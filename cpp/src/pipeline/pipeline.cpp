@@ -1,5 +1,7 @@
 #include "kafka_llm/pipeline/pipeline.hpp"
 
+#include <openssl/sha.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
@@ -34,6 +36,7 @@
 #include "kafka_llm/policy/offset_tracker.hpp"
 #include "kafka_llm/policy/rate_limiter.hpp"
 #include "kafka_llm/policy/retry_policy.hpp"
+#include "kafka_llm/policy/shared_rate_limit_script.hpp"
 #include "kafka_llm/policy/split_mix64.hpp"
 #include "kafka_llm/redis/redis_client.hpp"
 
@@ -62,6 +65,18 @@ if v and string.sub(v, 1, 17) == '{"status":"done",' then return v end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false
 )lua";
+
+std::string sha1_hex(std::string_view text) {
+  std::array<unsigned char, SHA_DIGEST_LENGTH> digest{};
+  SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest.data());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char byte : digest) {
+    out.push_back(kHex[byte >> 4U]);
+    out.push_back(kHex[byte & 15U]);
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -162,13 +177,27 @@ class Pipeline::Impl {
 
   // Outputs: each increments outputs_pending and retries until it succeeds.
   void store_result(std::uint64_t job_id, std::string key, std::string value);
+  struct Output {
+    std::string topic;
+    std::optional<std::string> key;
+    std::string value;
+    HeaderList headers;
+  };
   void produce_output(std::uint64_t job_id, std::string topic, std::optional<std::string> key,
                       std::string value, HeaderList headers);
+  void send_output(std::uint64_t job_id, const std::shared_ptr<const Output>& output);
   void output_done(std::uint64_t job_id);
   void finish(Job& job);
   void after(Job& job, std::chrono::milliseconds delay, std::function<void(Job&)> then);
   Job* find_job(std::uint64_t id);
   ProviderState& provider_state(const ProviderConfig* config);
+  // Limits shared by every worker: token buckets in Redis, one atomic script per check-and-take.
+  void shared_take(Job& job);
+  void shared_charge(const ProviderConfig& provider, std::int64_t requests, std::int64_t tokens);
+  void run_shared_script(std::vector<std::string> args, std::function<void(redis::RedisReply&&)> done);
+  std::vector<policy::SharedBucketOp> shared_ops(const ProviderConfig& provider, std::int64_t requests,
+                                                 std::int64_t tokens) const;
+  std::vector<std::string> shared_keys(const ProviderConfig& provider) const;
   std::string redact(std::string_view text) const;
 
   PipelineConfig config_;
@@ -193,6 +222,7 @@ class Pipeline::Impl {
   asio::steady_timer housekeeping_;
   SteadyClock::time_point last_commit_;
   std::uint64_t next_job_id_ = 1;
+  const std::string shared_script_sha_ = sha1_hex(policy::kSharedRateLimitScript);
   std::atomic<bool> running_{false};
   std::atomic<bool> stopping_{false};
   bool started_ = false;
@@ -243,7 +273,7 @@ Pipeline::Impl::Impl(PipelineConfig config)
     // 429s are the provider pacing us: Retry-After and the rate limiter handle them.
     breaker.rate_limited = policy::RateLimitCounting::kIgnore;
     ProviderState state{&provider, std::nullopt, policy::CircuitBreaker(breaker), {}};
-    if (provider.rpm > 0 || provider.tpm > 0) {
+    if ((provider.rpm > 0 || provider.tpm > 0) && !provider.shared_limits) {
       state.limiter = policy::RateLimiter::per_minute(
           provider.rpm > 0 ? std::optional<std::int64_t>(static_cast<std::int64_t>(provider.rpm))
                            : std::nullopt,
@@ -617,6 +647,10 @@ void Pipeline::Impl::dispatch(Job& job) {
     after(job, wait, [this](Job& j) { dispatch(j); });
     return;
   }
+  if (job.provider->shared_limits && (job.provider->rpm > 0 || job.provider->tpm > 0)) {
+    shared_take(job);
+    return;
+  }
   if (state.limiter) {
     if (job.estimated_tokens == 0)
       job.estimated_tokens = static_cast<std::int64_t>(format::estimate_tokens(*job.request));
@@ -751,6 +785,9 @@ void Pipeline::Impl::on_attempt_done(std::uint64_t job_id, ProviderCall&& call) 
     case policy::RetryAction::kRetry:
       metrics_.retry(std::string(decision.reason_label));
       if (state.limiter && job.estimated_tokens > 0) state.limiter->refund(job.estimated_tokens, now);
+      if (job.provider->shared_limits && job.estimated_tokens > 0) {
+        shared_charge(*job.provider, -1, -job.estimated_tokens);
+      }
       if (job.request->stream) {
         job.sse.reset();
         job.stream_done = false;
@@ -869,15 +906,16 @@ void Pipeline::Impl::succeed(Job& job, nlohmann::json body) {
       record.usage = output->usage;
       if (output->model && config_.model_version.empty()) job.model_version = *output->model;
     }
-    record.body = body;
+    record.body = std::move(body);
   }
   if (record.usage) {
     metrics_.tokens(job.provider->name, request.model, static_cast<std::int64_t>(record.usage->prompt_tokens),
                     static_cast<std::int64_t>(record.usage->completion_tokens));
     auto& state = provider_state(job.provider);
-    if (state.limiter && job.estimated_tokens > 0) {
-      state.limiter->settle(static_cast<std::int64_t>(record.usage->total_tokens) - job.estimated_tokens,
-                            SteadyClock::now());
+    const auto delta = static_cast<std::int64_t>(record.usage->total_tokens) - job.estimated_tokens;
+    if (state.limiter && job.estimated_tokens > 0) state.limiter->settle(delta, SteadyClock::now());
+    if (job.provider->shared_limits && job.estimated_tokens > 0 && delta != 0) {
+      shared_charge(*job.provider, 0, delta);
     }
   }
   store_result(job.id, format::result_key(config_.redis.key_prefix, request.request_id),
@@ -1059,27 +1097,33 @@ void Pipeline::Impl::store_result(std::uint64_t job_id, std::string key, std::st
 
 void Pipeline::Impl::produce_output(std::uint64_t job_id, std::string topic, std::optional<std::string> key,
                                     std::string value, HeaderList headers) {
+  send_output(job_id, std::make_shared<const Output>(
+                          Output{std::move(topic), std::move(key), std::move(value), std::move(headers)}));
+}
+
+void Pipeline::Impl::send_output(std::uint64_t job_id, const std::shared_ptr<const Output>& output) {
   Job* job = find_job(job_id);
   if (job == nullptr) return;
   ++job->outputs_pending;
-  auto retry = [this, job_id, topic, key, value, headers]() {
+  // Until the broker acknowledges it, the record is unfinished and its offset uncommitted; a failed
+  // delivery is sent again (the idempotent producer keeps retries of one attempt in order).
+  auto resend = [this, job_id, output] {
     Job* j = find_job(job_id);
     if (j == nullptr) return;
     --j->outputs_pending;
-    after(*j, std::chrono::milliseconds(100), [this, topic, key, value, headers](Job& again) {
-      produce_output(again.id, topic, key, value, headers);
-    });
+    after(*j, std::chrono::milliseconds(100), [this, output](Job& again) { send_output(again.id, output); });
   };
-  const auto err =
-      producer_->produce(topic, key, value, headers, [this, job_id, retry](const kafka::DeliveryReport& r) {
-        if (r.ok()) {
+  const auto err = producer_->produce(
+      output->topic, output->key, output->value, output->headers,
+      [this, job_id, resend](const kafka::DeliveryReport& report) {
+        if (report.ok()) {
           output_done(job_id);
         } else {
-          std::cerr << "kafka-llm: delivery failed, retrying: " << r.error_message << "\n";
-          retry();
+          std::cerr << "kafka-llm: delivery failed, retrying: " << report.error_message << "\n";
+          resend();
         }
       });
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) retry();
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) resend();
 }
 
 void Pipeline::Impl::output_done(std::uint64_t job_id) {
@@ -1112,6 +1156,89 @@ Job* Pipeline::Impl::find_job(std::uint64_t id) {
 
 Pipeline::Impl::ProviderState& Pipeline::Impl::provider_state(const ProviderConfig* config) {
   return providers_.at(config->name);
+}
+
+std::vector<std::string> Pipeline::Impl::shared_keys(const ProviderConfig& provider) const {
+  // One hash tag per provider keeps the keys of a call in one Redis Cluster slot.
+  const std::string base = config_.redis.key_prefix + ":rl:{" + provider.name + "}:";
+  std::vector<std::string> keys;
+  if (provider.rpm > 0) keys.push_back(base + "rpm");
+  if (provider.tpm > 0) keys.push_back(base + "tpm");
+  return keys;
+}
+
+std::vector<policy::SharedBucketOp> Pipeline::Impl::shared_ops(const ProviderConfig& provider,
+                                                               std::int64_t requests,
+                                                               std::int64_t tokens) const {
+  std::vector<policy::SharedBucketOp> ops;
+  if (provider.rpm > 0) {
+    ops.push_back({policy::TokenBucketConfig::per_minute(static_cast<std::int64_t>(provider.rpm)), requests});
+  }
+  if (provider.tpm > 0) {
+    ops.push_back({policy::TokenBucketConfig::per_minute(static_cast<std::int64_t>(provider.tpm)), tokens});
+  }
+  return ops;
+}
+
+void Pipeline::Impl::run_shared_script(std::vector<std::string> args,
+                                       std::function<void(redis::RedisReply&&)> done) {
+  // args: numkeys, keys..., argv...; EVALSHA first, the full script once when Redis lacks it.
+  std::vector<std::string_view> command = {"EVALSHA", shared_script_sha_};
+  command.insert(command.end(), args.begin(), args.end());
+  auto shared_args = std::make_shared<std::vector<std::string>>(std::move(args));
+  redis_->command(command, [this, shared_args, done = std::move(done)](redis::RedisReply&& reply) mutable {
+    if (reply.type == redis::RedisReply::Type::kError && !reply.transport_error &&
+        reply.str.starts_with("NOSCRIPT")) {
+      std::vector<std::string_view> eval = {"EVAL", policy::kSharedRateLimitScript};
+      eval.insert(eval.end(), shared_args->begin(), shared_args->end());
+      redis_->command(eval,
+                      [shared_args, done = std::move(done)](redis::RedisReply&& r) { done(std::move(r)); });
+      return;
+    }
+    done(std::move(reply));
+  });
+}
+
+void Pipeline::Impl::shared_take(Job& job) {
+  if (job.estimated_tokens == 0) {
+    job.estimated_tokens = static_cast<std::int64_t>(format::estimate_tokens(*job.request));
+  }
+  auto keys = shared_keys(*job.provider);
+  const auto ops = shared_ops(*job.provider, 1, job.estimated_tokens);
+  std::vector<std::string> args = {std::to_string(keys.size())};
+  args.insert(args.end(), keys.begin(), keys.end());
+  for (auto& a :
+       policy::shared_rate_limit_argv(SystemClock::now(), policy::SharedRateLimitMode::kTake, ops)) {
+    args.push_back(std::move(a));
+  }
+  run_shared_script(std::move(args), [this, id = job.id](redis::RedisReply&& reply) {
+    Job* j = find_job(id);
+    if (j == nullptr) return;
+    if (!reply.ok() || reply.type != redis::RedisReply::Type::kInteger) {
+      after(*j, std::chrono::milliseconds(200), [this](Job& again) { dispatch(again); });
+      return;
+    }
+    if (reply.integer > 0) {
+      metrics_.rate_limited();
+      after(*j, std::chrono::milliseconds(reply.integer), [this](Job& again) { dispatch(again); });
+      return;
+    }
+    start_attempt(*j);
+  });
+}
+
+void Pipeline::Impl::shared_charge(const ProviderConfig& provider, std::int64_t requests,
+                                   std::int64_t tokens) {
+  auto keys = shared_keys(provider);
+  const auto ops = shared_ops(provider, requests, tokens);
+  std::vector<std::string> args = {std::to_string(keys.size())};
+  args.insert(args.end(), keys.begin(), keys.end());
+  for (auto& a :
+       policy::shared_rate_limit_argv(SystemClock::now(), policy::SharedRateLimitMode::kCharge, ops)) {
+    args.push_back(std::move(a));
+  }
+  // A lost correction leaves the shared limit slightly off until the buckets refill.
+  run_shared_script(std::move(args), [](redis::RedisReply&&) {});
 }
 
 std::string Pipeline::Impl::redact(std::string_view text) const {
