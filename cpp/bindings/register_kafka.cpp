@@ -1,5 +1,6 @@
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <mutex>
 
 #include "bindings.hpp"
@@ -73,6 +74,62 @@ class BlockingProducer {
   std::vector<std::string> failures_;
 };
 
+/// A producer for event-loop callers (the HTTP service): produce() enqueues and returns a delivery
+/// id at once; poll() serves delivery reports and returns (id, error or nullopt) for each record
+/// whose fate is known. produce() may be called from any thread, poll()/flush() from one thread.
+/// Reports are buffered here between poll() calls, so nothing is lost when poll() runs late.
+class DeliveryProducer {
+ public:
+  using Report = std::pair<std::uint64_t, std::optional<std::string>>;
+
+  explicit DeliveryProducer(const kafka::Properties& props) : producer_(props) {}
+
+  /// Throws KafkaError when the record cannot be enqueued (e.g. a full local queue); then no
+  /// report will ever carry the id.
+  std::uint64_t produce(const std::string& topic, const std::string& value,
+                        const std::optional<std::string>& key, const HeaderList& headers,
+                        std::int32_t partition) {
+    const std::uint64_t id = next_id_.fetch_add(1, std::memory_order_relaxed);
+    auto err = producer_.produce(
+        topic, key ? std::optional<std::string_view>(*key) : std::nullopt, value, headers,
+        [this, id](const kafka::DeliveryReport& r) {
+          std::lock_guard lock(mutex_);
+          reports_.emplace_back(id, r.ok() ? std::nullopt : std::optional<std::string>(r.error_message));
+        },
+        partition);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+      throw KafkaError(std::string("produce failed: ") + rd_kafka_err2str(err));
+    return id;
+  }
+
+  /// Waits up to timeout_ms for delivery reports; returns every report not yet returned.
+  std::vector<Report> poll(int timeout_ms) {
+    producer_.poll(timeout_ms);
+    return take();
+  }
+
+  /// Waits up to timeout_ms until every record is delivered or failed; returns the reports not
+  /// yet returned (outstanding() tells what is still in flight after a timeout).
+  std::vector<Report> flush(int timeout_ms) {
+    (void)producer_.flush(timeout_ms);
+    return take();
+  }
+
+  int outstanding() const noexcept { return producer_.outstanding(); }
+
+ private:
+  std::vector<Report> take() {
+    std::lock_guard lock(mutex_);
+    return std::exchange(reports_, {});
+  }
+
+  // Declared before producer_: its destructor still calls back into them.
+  std::mutex mutex_;
+  std::vector<Report> reports_;
+  std::atomic<std::uint64_t> next_id_{1};
+  kafka::Producer producer_;
+};
+
 Record to_record(const kafka::Message& m) {
   std::optional<std::string> key;
   if (auto k = m.key()) key = std::string(*k);
@@ -126,6 +183,34 @@ void register_kafka(py::module_& m) {
           py::arg("partition") = RD_KAFKA_PARTITION_UA)
       .def("flush", &BlockingProducer::flush, py::arg("timeout_ms") = 30000,
            py::call_guard<py::gil_scoped_release>());
+
+  py::class_<DeliveryProducer>(m, "DeliveryProducer")
+      .def(py::init([](const py::dict& props) {
+             return std::make_unique<DeliveryProducer>(to_properties(props));
+           }),
+           py::arg("properties"))
+      .def(
+          "produce",
+          [](DeliveryProducer& p, const std::string& topic, const py::bytes& value, const py::object& key,
+             const std::vector<std::pair<std::string, py::bytes>>& headers, std::int32_t partition) {
+            HeaderList h;
+            for (const auto& [name, v] : headers) h.emplace_back(name, std::string(v));
+            std::optional<std::string> k;
+            if (!key.is_none()) k = key.cast<std::string>();
+            // Enqueueing never waits for the broker, so the GIL is kept (no hand-off latency).
+            return p.produce(topic, std::string(value), k, h, partition);
+          },
+          py::arg("topic"), py::arg("value"), py::arg("key") = py::none(),
+          py::arg("headers") = std::vector<std::pair<std::string, py::bytes>>{},
+          py::arg("partition") = RD_KAFKA_PARTITION_UA,
+          "Enqueues a record and returns its delivery id (never blocks on the broker).")
+      .def("poll", &DeliveryProducer::poll, py::arg("timeout_ms") = 100,
+           py::call_guard<py::gil_scoped_release>(),
+           "Delivery reports (id, error or None) that arrived, waiting up to timeout_ms for one.")
+      .def("flush", &DeliveryProducer::flush, py::arg("timeout_ms") = 30000,
+           py::call_guard<py::gil_scoped_release>(),
+           "Waits until every record is delivered or failed (up to timeout_ms); returns the reports.")
+      .def_property_readonly("outstanding", &DeliveryProducer::outstanding);
 
   py::class_<kafka::Consumer>(m, "Consumer")
       .def(py::init([](const py::dict& props, const std::vector<std::string>& topics) {
@@ -191,6 +276,36 @@ void register_kafka(py::module_& m) {
           },
           py::arg("partitions"), py::arg("timeout_ms") = 5000,
           "The group's committed offsets (-1001 when none), without joining the group.")
+      .def(
+          "assign",
+          [](kafka::Consumer& c,
+             const std::vector<std::tuple<std::string, std::int32_t, std::int64_t>>& partitions) {
+            std::vector<kafka::TopicPartition> list;
+            for (const auto& [t, p, o] : partitions) list.push_back({t, p, o});
+            py::gil_scoped_release release;
+            c.assign(list);
+          },
+          py::arg("partitions"),
+          "Assigns (topic, partition, offset) directly, without a consumer group; offset -1 is the "
+          "end, -2 the beginning.")
+      .def(
+          "query_watermark_offsets",
+          [](kafka::Consumer& c, const std::string& topic, std::int32_t partition, int timeout_ms) {
+            std::int64_t low = 0;
+            std::int64_t high = 0;
+            rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+            {
+              py::gil_scoped_release release;
+              err = rd_kafka_query_watermark_offsets(c.handle(), topic.c_str(), partition, &low, &high,
+                                                     timeout_ms);
+            }
+            if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+              throw KafkaError("querying offsets of " + topic + "[" + std::to_string(partition) +
+                               "] failed: " + rd_kafka_err2str(err));
+            return std::make_pair(low, high);
+          },
+          py::arg("topic"), py::arg("partition"), py::arg("timeout_ms") = 5000,
+          "The partition's (low, high) offsets, asked of the broker.")
       .def("assignment",
            [](const kafka::Consumer& c) {
              std::vector<std::pair<std::string, std::int32_t>> out;
