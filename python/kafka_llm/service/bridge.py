@@ -1,0 +1,254 @@
+"""The service's side of Kafka: one producer and one response reader per service process.
+
+Threads and ownership: :class:`KafkaBridge` owns two threads, started by ``start()`` and joined by
+``close()``. The delivery thread polls the core's producer for delivery reports (GIL released while
+it waits) and resolves the asyncio futures of ``produce()``. The response thread reads every
+partition of the response topics and hands the records of requests someone waits for to their
+:class:`ResponseSubscription` on the event loop (``loop.call_soon_threadsafe``).
+
+Why no consumer group: every service process must see every response, because the process that
+produced a request is the one holding the HTTP connection waiting for it. A group would split
+the partitions between processes. So the reader assigns all partitions itself, starting at each
+partition's end offset asked of the broker at start-up (explicit offsets: a response produced after
+``start()`` returns is never skipped), and commits nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from kafka_llm import _core
+from kafka_llm.config import Config
+from kafka_llm.errors import KafkaError
+
+__all__ = ["KafkaBridge", "ResponseSubscription"]
+
+Headers = list[tuple[str, bytes]]
+
+_POLL_MS = 100
+_MAX_BATCH = 1000
+
+
+class ResponseSubscription:
+    """The response records of one request id, in order, as they arrive. Token stream frames seen
+    twice (a worker re-publishing after a crash) are dropped by their ``seq``."""
+
+    def __init__(self, bridge: KafkaBridge, request_id: str) -> None:
+        self.request_id = request_id
+        self._bridge = bridge
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._next_seq = 0
+
+    def _deliver(self, message: dict[str, Any]) -> None:
+        self._queue.put_nowait(message)
+
+    async def next(self, timeout: float) -> dict[str, Any]:
+        """The next response envelope or stream frame; raises TimeoutError after ``timeout`` s."""
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self._queue.get()
+                seq = message.get("seq")
+                if isinstance(seq, int) and "chunk" in message:
+                    if seq < self._next_seq:
+                        continue
+                    self._next_seq = seq + 1
+                return message
+
+    def close(self) -> None:
+        self._bridge._unsubscribe(self)
+
+    def __enter__(self) -> ResponseSubscription:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class KafkaBridge:
+    """Produces request envelopes and routes responses back to waiting requests."""
+
+    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop) -> None:
+        self._config = config
+        self._loop = loop
+        self._properties = dict(config.kafka)
+        self._response_topics = sorted({s.responses_topic for s in config.streams})
+        self._producer: _core.DeliveryProducer | None = None
+        self._consumer: _core.Consumer | None = None
+        self._deliveries: dict[int, asyncio.Future[str | None]] = {}
+        self._subscriptions: dict[str, ResponseSubscription] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.assignment: list[tuple[str, int, int]] = []
+        self.last_error: str | None = None
+
+    # --- lifecycle (blocking: call from a worker thread, not the event loop) -------------------
+
+    def start(self) -> None:
+        """Connects, positions the response reader at the end of every response partition and
+        starts both threads. Raises KafkaError when the broker or a response topic is missing."""
+        consumer_props = {
+            **self._properties,
+            "client.id": "kafka-llm-api-responses",
+            "enable.partition.eof": "false",
+            "fetch.wait.max.ms": "50",
+            # librdkafka's assign() needs a group id; this one never joins (no subscribe) and never
+            # commits, so it is unique per process and leaves nothing on the broker.
+            "group.id": f"kafka-llm-api-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+        }
+        consumer = _core.Consumer(consumer_props)
+        try:
+            assignment: list[tuple[str, int, int]] = []
+            for topic in self._response_topics:
+                count = _core.partition_count(self._properties, topic, 10_000)
+                if count <= 0:
+                    raise KafkaError(
+                        f"response topic {topic!r} does not exist: create it (kafka-llm's request, "
+                        "response and DLQ topics) before starting the service"
+                    )
+                for partition in range(count):
+                    _, high = consumer.query_watermark_offsets(topic, partition, 10_000)
+                    assignment.append((topic, partition, high))
+            consumer.assign(assignment)
+            producer = _core.DeliveryProducer(
+                {"enable.idempotence": "true", **self._properties, "client.id": "kafka-llm-api"}
+            )
+        except BaseException:
+            consumer.close()
+            raise
+        self._consumer, self._producer, self.assignment = consumer, producer, assignment
+        self._threads = [
+            threading.Thread(target=self._deliveries_loop, name="kafka-llm-api-deliveries", daemon=True),
+            threading.Thread(target=self._responses_loop, name="kafka-llm-api-responses", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def close(self, flush_timeout: float = 10.0) -> None:
+        """Stops both threads, waits for outstanding deliveries (up to ``flush_timeout``) and
+        closes the clients. Idempotent."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads = []
+        if self._producer is not None:
+            reports = self._producer.flush(int(flush_timeout * 1000))
+            self._loop.call_soon_threadsafe(self._resolve, reports)
+            self._producer = None
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+    # --- producing ------------------------------------------------------------------------------
+
+    async def produce(self, topic: str, value: bytes, key: str, headers: Headers, timeout: float) -> None:
+        """Enqueues a record and waits until the broker acknowledged it. Raises KafkaError when
+        the record fails, or is not acknowledged within ``timeout`` seconds."""
+        producer = self._producer
+        if producer is None:
+            raise KafkaError("the service is not connected to Kafka")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                delivery_id = producer.produce(topic, value, key, headers)
+                break
+            except KafkaError as e:
+                # A full local queue is backpressure, not failure: wait (never blocking the loop).
+                if "Queue full" not in str(e) or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.005)
+        future: asyncio.Future[str | None] = self._loop.create_future()
+        self._deliveries[delivery_id] = future
+        try:
+            async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
+                error = await future
+        except TimeoutError:
+            raise KafkaError(f"the broker did not acknowledge the request within {timeout:g} s") from None
+        finally:
+            self._deliveries.pop(delivery_id, None)
+        if error is not None:
+            raise KafkaError(f"the request could not be written to Kafka: {error}")
+
+    def _resolve(self, reports: list[tuple[int, str | None]]) -> None:
+        for delivery_id, error in reports:
+            future = self._deliveries.pop(delivery_id, None)
+            if future is not None and not future.done():
+                future.set_result(error)
+
+    def _deliveries_loop(self) -> None:
+        producer = self._producer
+        assert producer is not None
+        while not self._stop.is_set():
+            reports = producer.poll(_POLL_MS)  # the GIL is released while it waits
+            if reports:
+                self._loop.call_soon_threadsafe(self._resolve, reports)
+
+    # --- responses ------------------------------------------------------------------------------
+
+    def subscribe(self, request_id: str) -> ResponseSubscription:
+        """Collects the responses of ``request_id`` from now on, until the subscription's
+        ``close()`` (call on the event loop, before producing the request)."""
+        subscription = ResponseSubscription(self, request_id)
+        self._subscriptions[request_id] = subscription
+        return subscription
+
+    def _unsubscribe(self, subscription: ResponseSubscription) -> None:
+        if self._subscriptions.get(subscription.request_id) is subscription:
+            del self._subscriptions[subscription.request_id]
+
+    @property
+    def waiting(self) -> int:
+        return len(self._subscriptions)
+
+    def _dispatch(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        for request_id, message in batch:
+            subscription = self._subscriptions.get(request_id)
+            if subscription is not None:
+                subscription._deliver(message)
+
+    def _responses_loop(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        while not self._stop.is_set():
+            record = consumer.poll(_POLL_MS)  # the GIL is released while it waits
+            batch: list[tuple[str, dict[str, Any]]] = []
+            seen = 0
+            while record is not None:
+                self._collect(record, batch)
+                seen += 1
+                record = consumer.poll(0) if seen < _MAX_BATCH else None
+            if batch:
+                self._loop.call_soon_threadsafe(self._dispatch, batch)
+
+    def _collect(self, record: _core.Record, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        key = record.key
+        if key is None:
+            return
+        request_id = key.decode("utf-8", "replace")
+        # Membership only (atomic under the GIL): responses for other processes are skipped unparsed.
+        if request_id not in self._subscriptions:
+            return
+        try:
+            message = json.loads(record.value)
+        except ValueError:
+            return
+        if isinstance(message, dict):
+            batch.append((request_id, message))
+
+    # --- health ---------------------------------------------------------------------------------
+
+    def check(self, timeout: float = 2.0) -> Mapping[str, Any]:
+        """Asks the broker for one response partition's offsets (blocking: run in a thread)."""
+        consumer = self._consumer
+        if consumer is None or not self.assignment:
+            raise KafkaError("not connected")
+        topic, partition, _ = self.assignment[0]
+        consumer.query_watermark_offsets(topic, partition, int(timeout * 1000))
+        return {"response_partitions": len(self.assignment), "waiting": self.waiting}

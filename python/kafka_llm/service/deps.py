@@ -1,0 +1,56 @@
+"""FastAPI dependencies: the process's gateway and the caller's API key."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
+
+from kafka_llm.service.errors import ServiceError
+from kafka_llm.service.gateway import Gateway
+from kafka_llm.service.keystore import ApiKey
+
+__all__ = ["CallerDep", "GatewayDep", "authenticate", "get_gateway"]
+
+
+def get_gateway(connection: HTTPConnection) -> Gateway:
+    gateway: Gateway = connection.app.state.gateway
+    return gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+
+async def check_key(gateway: Gateway, authorization: str | None) -> ApiKey | None:
+    """The caller's key, or None when auth is off. Raises 401 for a missing, unknown or revoked key."""
+    if not gateway.settings.auth_enabled:
+        return None
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if not authorization:
+        raise ServiceError(
+            401,
+            "missing API key: send Authorization: Bearer <key>",
+            code="missing_api_key",
+            headers=challenge,
+        )
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise ServiceError(
+            401, "the Authorization header must be: Bearer <key>", code="invalid_api_key", headers=challenge
+        )
+    key = await asyncio.to_thread(gateway.keys.verify, token)  # database I/O: never on the loop
+    if key is None:
+        raise ServiceError(401, "invalid API key", code="invalid_api_key", headers=challenge)
+    if key.revoked:
+        raise ServiceError(401, "this API key was revoked", code="revoked_api_key", headers=challenge)
+    return key
+
+
+async def authenticate(request: Request, gateway: GatewayDep) -> ApiKey | None:
+    return await check_key(gateway, request.headers.get("authorization"))
+
+
+CallerDep = Annotated[ApiKey | None, Depends(authenticate)]

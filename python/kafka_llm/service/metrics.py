@@ -1,0 +1,81 @@
+"""Prometheus metrics of one service process: HTTP metrics plus the DESIGN section 10 names the
+service can measure itself (its view of requests, end to end, time to first token, tokens, cache).
+Each app has its own registry, so several apps in one process (tests) do not collide."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "ServiceMetrics"]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class ServiceMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests = Counter(
+            "kafka_llm_http_requests",
+            "HTTP requests answered, by route template and status code",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "kafka_llm_http_request_duration_seconds",
+            "Time from request start to the end of the response body",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.http_inflight = Gauge(
+            "kafka_llm_http_inflight", "HTTP requests being handled", registry=r, multiprocess_mode="livesum"
+        )
+        self.requests = Counter(
+            "kafka_llm_requests",
+            "LLM requests seen by the service, by outcome (ok, error, timeout, rejected, cached, accepted)",
+            ["stream", "provider", "model", "outcome"],
+            registry=r,
+        )
+        self.inflight = Gauge(
+            "kafka_llm_inflight",
+            "LLM requests this service process is waiting on",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.end_to_end = Histogram(
+            "kafka_llm_end_to_end_seconds",
+            "From the HTTP request to the last byte of the worker's answer",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.time_to_first_token = Histogram(
+            "kafka_llm_time_to_first_token_seconds",
+            "From the HTTP request to the first relayed stream chunk",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "kafka_llm_tokens", "Tokens reported by providers", ["provider", "model", "direction"], registry=r
+        )
+        self.cache_hits = Counter(
+            "kafka_llm_cache_hits", "Requests answered from the prompt/response cache", registry=r
+        )
+        self.produced = Counter(
+            "kafka_llm_service_produced",
+            "Request records produced, by delivery outcome",
+            ["outcome"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def count_tokens(self, provider: str, model: str, usage: object) -> None:
+        if not isinstance(usage, dict):
+            return
+        for field, direction in (("prompt_tokens", "input"), ("completion_tokens", "output")):
+            value = usage.get(field)
+            if isinstance(value, int) and value > 0:
+                self.tokens.labels(provider, model, direction).inc(value)

@@ -1,0 +1,24 @@
+"""OpenAPI descriptions of the errors every route can answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafka_llm.service.schemas import ErrorBody
+
+__all__ = ["errors"]
+
+_DESCRIPTIONS = {
+    400: "Unknown provider, or a model no provider serves (nothing is produced)",
+    401: "Missing, invalid or revoked API key",
+    403: "The API key may not use this model",
+    404: "Unknown or expired request id",
+    413: "The request body is larger than the limit",
+    422: "Invalid body; the message names the field",
+    503: "Kafka or Redis unreachable",
+    504: "No answer from a worker in time (the request stays queued; poll /result/{request_id})",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in codes}

@@ -1,0 +1,49 @@
+"""``POST /process`` and ``GET /result/{request_id}`` (the original event backend's API)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, status
+
+from kafka_llm.service.deps import CallerDep, GatewayDep
+from kafka_llm.service.errors import ServiceError
+from kafka_llm.service.routes.common import errors
+from kafka_llm.service.schemas import ProcessAccepted, ProcessRequest, ResultDone, ResultError, ResultPending
+
+router = APIRouter(tags=["queue"])
+
+
+@router.post(
+    "/process",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ProcessAccepted,
+    responses=errors(400, 401, 403, 413, 422, 503),
+    summary="Queue one prompt; poll /result/{request_id} for the answer",
+)
+async def process(request: ProcessRequest, gateway: GatewayDep, caller: CallerDep) -> ProcessAccepted:
+    """Produces a chat completion request (`prompt` as the user message; any other field, such as
+    `temperature`, goes to the provider) to the request topic and answers once the broker has it."""
+    params = request.params()
+    if "stream" in params:
+        raise ServiceError(
+            422, "stream: not supported on /process (use /v1/chat/completions)", param="stream"
+        )
+    if "messages" in params:
+        raise ServiceError(
+            422, "messages: /process takes a prompt (use /v1/chat/completions)", param="messages"
+        )
+    body: dict[str, Any] = {"model": request.model, "messages": [{"role": "user", "content": request.prompt}]}
+    body.update(params)
+    request_id = await gateway.process(caller, request.provider, request.model, body, request.metadata)
+    return ProcessAccepted(request_id=request_id)
+
+
+@router.get(
+    "/result/{request_id}",
+    response_model=ResultPending | ResultDone | ResultError,
+    responses=errors(401, 404, 503),
+    summary="The state of a queued request: pending, done or error",
+)
+async def result(request_id: str, gateway: GatewayDep, caller: CallerDep) -> dict[str, Any]:
+    return await gateway.result(request_id)

@@ -1,0 +1,55 @@
+"""Service settings: environment variables prefixed ``KAFKA_LLM_`` (or a ``.env`` file), read once
+per process through :func:`get_settings`. Kafka, Redis and the providers come from the same YAML
+file as the worker's (``KAFKA_LLM_CONFIG``), so the service and the workers never disagree."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ServiceSettings", "get_settings"]
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KAFKA_LLM_", env_file=".env", extra="ignore")
+
+    config: str | None = Field(
+        default=None, description="the worker's YAML configuration file (environment overrides apply)"
+    )
+    database_url: str = Field(
+        default="sqlite:///kafka-llm-service.db",
+        description="API keys and the inference log: sqlite:///path or postgresql://user@host/db",
+    )
+    auth_enabled: bool = Field(default=True, description="require Authorization: Bearer <API key>")
+    api_key_pepper: SecretStr = Field(
+        default=SecretStr(""), description="a server-side secret mixed into every API key hash"
+    )
+    key_cache_seconds: Annotated[float, Field(ge=0)] = Field(
+        default=5.0, description="how long a verified key is trusted before the database is asked again"
+    )
+    cache_ttl_seconds: Annotated[float, Field(ge=0)] = Field(
+        default=300.0, description="prompt/response cache lifetime (0 turns the cache off)"
+    )
+    max_body_bytes: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="largest request body (default: the config's maxRequestBytes)"
+    )
+    response_timeout_seconds: Annotated[float, Field(gt=0)] | None = Field(
+        default=None,
+        description="how long a synchronous call waits for the worker (default: retry.requestTimeout + 10 s)",
+    )
+    produce_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=10.0, description="how long a request waits for the broker to acknowledge it"
+    )
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP traces endpoint (also OTEL_EXPORTER_OTLP_ENDPOINT)"
+    )
+    service_name: str = Field(default="kafka-llm-api", description="service.name of the traces")
+
+
+@lru_cache
+def get_settings() -> ServiceSettings:
+    """The process's settings, read on first use (not at import)."""
+    return ServiceSettings()
