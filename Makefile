@@ -33,7 +33,10 @@ $(VENV)/bin/python:
 
 $(STAMPS)/venv-deps: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q "scikit-build-core>=0.10" "pybind11>=2.12" \
-	  pyyaml pytest pytest-timeout ruff mypy types-PyYAML redis
+	  pyyaml pytest pytest-timeout ruff mypy types-PyYAML redis \
+	  "fastapi>=0.110" "uvicorn[standard]>=0.29" "pydantic-settings>=2.2" "sqlalchemy>=2" "psycopg[binary]>=3.1" \
+	  "prometheus-client>=0.20" "opentelemetry-api>=1.25" "opentelemetry-sdk>=1.25" \
+	  "opentelemetry-exporter-otlp-proto-http>=1.25" openai httpx websockets
 	@mkdir -p $(STAMPS) && touch $@
 
 venv: system-deps $(STAMPS)/venv-deps
