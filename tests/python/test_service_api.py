@@ -4,16 +4,23 @@ health, metrics, OpenAPI docs and trace context in Kafka headers (issue 6)."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
-from pipeline_helpers import headers, read_until
-from service_helpers import Service, free_port, high_watermarks, service_on_stack
+import yaml
+from pipeline_helpers import headers, make_topics, read_until, wait_for
+from service_helpers import Service, config_document, free_port, high_watermarks, service_on_stack
 
+from kafka_llm import Pipeline, load_config
 from kafka_llm.devstack import StackInfo
 
 pytestmark = pytest.mark.stack
@@ -244,3 +251,55 @@ def test_trace_context_is_carried_in_kafka_headers_to_the_worker_and_dlq(
     assert envelope["path"] == "/v1/chat/completions"
     dead = of_request(read_until(stack, service.topics.dlq, lambda rs: bool(of_request(rs)), timeout=20))
     assert headers(dead[0])["traceparent"] == sent["traceparent"]
+
+
+def test_kafka_llm_api_with_two_workers_answers_every_request(
+    stack: StackInfo, tmp_path: Path, unique_name: str
+) -> None:
+    """Each uvicorn worker process reads every response partition, so whichever process holds the
+    HTTP connection gets its answer."""
+    topics = make_topics(stack, unique_name, partitions=2)
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config_document(stack, topics)))
+    port = free_port()
+    env = {
+        **os.environ,
+        "KAFKA_LLM_AUTH_ENABLED": "false",
+        "KAFKA_LLM_DATABASE_URL": f"sqlite:///{tmp_path}/db",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "kafka_llm.cli",
+        "api",
+        "--config",
+        str(config_path),
+        "--port",
+        str(port),
+    ]
+    server = subprocess.Popen([*command, "--workers", "2", "--log-level", "warning"], env=env)
+    try:
+        with Pipeline(load_config(str(config_path), env={})), httpx.Client(timeout=30) as client:
+            url = f"http://127.0.0.1:{port}"
+
+            def ready() -> bool:
+                assert server.poll() is None, "kafka-llm api exited"
+                try:
+                    return client.get(f"{url}/health/ready").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_for(ready, 30, "kafka-llm api to be ready")
+
+            def ask(i: int) -> httpx.Response:
+                body = {"model": "mock-model", "messages": [{"role": "user", "content": f"w{i}"}]}
+                return client.post(f"{url}/v1/chat/completions", json=body)
+
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(ask, range(24)))
+        assert [a.status_code for a in answers] == [200] * 24
+        for i, a in enumerate(answers):
+            assert a.json()["choices"][0]["message"]["content"].startswith(f"mock reply: w{i}")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0

@@ -114,7 +114,8 @@ def test_keys_cli_creates_lists_and_revokes_and_revoked_keys_are_401(service: Se
 def test_every_request_leaves_an_inference_log_row(service: Service) -> None:
     token, key = service.keys().create("logged")
     headers = service.headers(token)
-    ok = httpx.post(f"{service.url}/v1/chat/completions", json=CHAT, headers=headers, timeout=30)
+    fresh = {**CHAT, "messages": [{"role": "user", "content": secrets.token_hex(8)}]}  # not in the cache
+    ok = httpx.post(f"{service.url}/v1/chat/completions", json=fresh, headers=headers, timeout=30)
     failed = httpx.post(
         f"{service.url}/v1/chat/completions",
         json={**CHAT, "mock": {"fault": "404"}},

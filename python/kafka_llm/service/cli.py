@@ -77,6 +77,8 @@ def _run_api(args: argparse.Namespace) -> int:
     except Exception as e:
         print(f"kafka-llm api: {e}", file=sys.stderr)
         return 2
+    from uvicorn.config import WS_PROTOCOLS
+
     uvicorn.run(
         "kafka_llm.service.app:create_app",
         factory=True,
@@ -85,6 +87,8 @@ def _run_api(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level=args.log_level,
         lifespan="on",
+        # The sans-I/O WebSocket protocol where uvicorn has it (the legacy one is deprecated).
+        ws="websockets-sansio" if "websockets-sansio" in WS_PROTOCOLS else "auto",
     )
     return 0
 
