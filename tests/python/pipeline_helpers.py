@@ -132,3 +132,138 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
         time.sleep(0.05)
+
+
+def write_worker_config(path: Any, stack: StackInfo, topics: Topics, **kwargs: Any) -> Any:
+    """The YAML a ``kafka-llm worker`` reads, built like make_config (same keyword arguments)."""
+    import yaml
+
+    config = make_config(stack, topics, **kwargs)
+    document = {
+        "messaging": {
+            "errorMaxBackoff": "5s",
+            "streams": [
+                {
+                    "requestsURL": f"kafka://{s.group}?topic={s.requests_topic}",
+                    "responsesURL": f"kafka://{s.responses_topic}",
+                    "dlqURL": f"kafka://{s.dlq_topic}",
+                    "maxHandlers": s.max_handlers,
+                }
+                for s in config.streams
+            ],
+        },
+        "kafka": dict(config.kafka),
+        "redis": {"url": config.redis_url, "resultTTL": "10m"},
+        "providers": [
+            {
+                "name": p.name,
+                "kind": p.kind,
+                "baseURL": p.base_url,
+                **({"apiKey": p.api_key} if p.api_key else {}),
+            }
+            | ({"rpm": p.rpm} if p.rpm else {})
+            | ({"firstByteTimeout": f"{p.first_byte_timeout_ms}ms"})
+            for p in config.providers
+        ],
+        "retry": {
+            "maxAttempts": config.retry["max_attempts"],
+            "initialBackoff": f"{config.retry['initial_backoff_ms']}ms",
+            "maxBackoff": f"{config.retry['max_backoff_ms']}ms",
+            "requestTimeout": f"{config.retry['request_timeout_ms']}ms",
+        },
+        "commitInterval": f"{config.commit_interval_ms}ms",
+    }
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def start_worker(config_path: Any, **popen: Any) -> Any:
+    """A ``kafka-llm worker`` process (stop it by PID); its stderr is captured to a file next to
+    the config so tests can read it."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "REDIS_", "OPENAI_", "GROQ_"))}
+    log = open(f"{config_path}.{time.monotonic_ns()}.log", "w")  # noqa: SIM115 - lives with the process
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kafka_llm.cli",
+            "worker",
+            "--config",
+            str(config_path),
+            "--stats-interval",
+            "0",
+        ],
+        env=env,
+        stdout=log,
+        stderr=log,
+        **popen,
+    )
+    process.log_file = log  # type: ignore[attr-defined]
+    return process
+
+
+def stop_process(process: Any, sig: int | None = None, timeout: float = 60) -> int:
+    import signal as signals
+
+    if process.poll() is None:
+        process.send_signal(signals.SIGTERM if sig is None else sig)
+    code = int(process.wait(timeout))
+    log = getattr(process, "log_file", None)
+    if log is not None:
+        log.close()
+    return code
+
+
+class Collector:
+    """Reads a topic from the beginning in one consumer, keeping every record across calls."""
+
+    def __init__(self, stack: StackInfo, topic: str) -> None:
+        self.consumer = k.consumer(
+            stack.bootstrap_servers, [topic], f"collector-{topic}-{time.monotonic_ns()}"
+        )
+        self.records: list[k.Record] = []
+
+    def poll_until(self, done: Callable[[Collector], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not done(self):
+            assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+            self.records.extend(self.consumer.consume(2000, 200))
+
+    def ids(self) -> set[str]:
+        return {r.key.decode() for r in self.records if r.key is not None}
+
+    def by_key(self) -> dict[str, list[dict[str, Any]]]:
+        return by_key(self.records)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def all_mock_calls(stack: StackInfo) -> dict[str, int]:
+    with urllib.request.urlopen(f"{stack.provider_base}/stats", timeout=10) as response:
+        stats = json.load(response)
+    return {str(key): int(value) for key, value in stats["by_request_id"].items()}
+
+
+def mock_admin(stack: StackInfo, **knobs: Any) -> None:
+    request = urllib.request.Request(
+        f"{stack.provider_base}/admin/config",
+        data=json.dumps(knobs).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+
+
+def committed_total(stack: StackInfo, topics: Topics, partitions: int) -> int:
+    consumer = k.Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": topics.group})
+    try:
+        offsets = consumer.committed([(topics.requests, p) for p in range(partitions)], 5000)
+        return sum(max(0, o) for _, _, o in offsets)
+    finally:
+        consumer.close()

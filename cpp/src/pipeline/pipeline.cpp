@@ -57,9 +57,11 @@ std::uint64_t micros_since(SteadyClock::time_point start) {
   return d > 0 ? static_cast<std::uint64_t>(d) : 0;
 }
 
-// Pending-or-done check and pending write in one round trip: returns the stored record when it
-// is already done (the request is not sent again), else stores `pending` and returns nil.
-constexpr std::string_view kClaimScript = R"lua(
+// Writes a result record unless the stored one is already done, in one round trip: returns the
+// stored record when it is done, else stores ARGV[1] (TTL ARGV[2] ms) and returns nil. Used on
+// receipt (store `pending`; a done request is not sent again) and at the end (store `done` or
+// `error`; the first done result wins, so readers never see it change).
+constexpr std::string_view kStoreUnlessDoneScript = R"lua(
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, 17) == '{"status":"done",' then return v end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -176,7 +178,10 @@ class Pipeline::Impl {
   void reject_poison(Job& job, const format::PoisonRecord& poison);
 
   // Outputs: each increments outputs_pending and retries until it succeeds.
-  void store_result(std::uint64_t job_id, std::string key, std::string value);
+  /// Called once the result is stored, with the record already done in Redis if one won.
+  using AfterStore = std::function<void(Job&, const format::ResultRecord* already_done)>;
+  void store_result(std::uint64_t job_id, std::string key, std::string value, AfterStore then);
+  void publish_stored(Job& job, const format::ResultRecord& record);
   struct Output {
     std::string topic;
     std::optional<std::string> key;
@@ -353,6 +358,8 @@ void Pipeline::Impl::stop() {
     auto timer = std::make_shared<asio::steady_timer>(io_);
     *poll_drain = [this, deadline, poll_drain, timer, &drained] {
       if (jobs_.empty() || SteadyClock::now() >= deadline) {
+        // Delivery reports served by the flush finish their records; then commit all of it.
+        producer_->flush(5000);
         commit_finished(/*sync=*/true);
         drained.set_value();
         return;
@@ -371,7 +378,7 @@ void Pipeline::Impl::stop() {
       stream.watcher.reset();
       stream.consumer->close();
     }
-    producer_->flush(5000);
+    producer_->flush(1000);
     producer_watcher_.reset();
     http_.reset();  // cancels what is left without callbacks
     jobs_.clear();
@@ -615,7 +622,7 @@ void Pipeline::Impl::claim(Job& job) {
   const std::string key = format::result_key(config_.redis.key_prefix, job.request->request_id);
   const std::string value = format::serialize_result(pending);
   const std::string ttl = std::to_string(config_.redis.result_ttl.count());
-  redis_->command({"EVAL", kClaimScript, "1", key, value, ttl},
+  redis_->command({"EVAL", kStoreUnlessDoneScript, "1", key, value, ttl},
                   [this, id = job.id](redis::RedisReply&& reply) {
                     Job* j = find_job(id);
                     if (j == nullptr) return;
@@ -918,22 +925,29 @@ void Pipeline::Impl::succeed(Job& job, nlohmann::json body) {
       shared_charge(*job.provider, 0, delta);
     }
   }
-  store_result(job.id, format::result_key(config_.redis.key_prefix, request.request_id),
-               format::serialize_result(record));
-  const HeaderList headers =
-      format::response_headers(request.request_id, job.model_version, request.prompt_hash);
-  if (request.stream) {
-    format::StreamFinalFrame frame{request.request_id, job.seq,   200,
-                                   job.finish_reason,  job.usage, std::nullopt};
-    produce_output(job.id, stream.config.responses_topic, request.request_id,
-                   format::serialize_final_frame(frame), headers);
-  } else {
-    format::ResponseEnvelope response{
-        request.metadata,   200,           std::move(record.body), request.request_id,
-        job.provider->name, request.model, job.attempts,           latency_ms};
-    produce_output(job.id, stream.config.responses_topic, request.request_id,
-                   format::serialize_response(response), headers);
-  }
+  auto serialized = format::serialize_result(record);
+  auto response = std::make_shared<format::ResponseEnvelope>(
+      format::ResponseEnvelope{request.metadata, 200, std::move(record.body), request.request_id,
+                               job.provider->name, request.model, job.attempts, latency_ms});
+  store_result(
+      job.id, format::result_key(config_.redis.key_prefix, request.request_id), std::move(serialized),
+      [this, response](Job& j, const format::ResultRecord* already_done) {
+        if (already_done != nullptr) {
+          publish_stored(j, *already_done);
+          return;
+        }
+        const auto& req = *j.request;
+        const auto& topic = streams_[j.stream].config.responses_topic;
+        HeaderList headers = format::response_headers(req.request_id, j.model_version, req.prompt_hash);
+        if (req.stream) {
+          format::StreamFinalFrame frame{req.request_id, j.seq, 200, j.finish_reason, j.usage, std::nullopt};
+          produce_output(j.id, topic, req.request_id, format::serialize_final_frame(frame),
+                         std::move(headers));
+        } else {
+          produce_output(j.id, topic, req.request_id, format::serialize_response(*response),
+                         std::move(headers));
+        }
+      });
   metrics_.request_finished(stream.config.requests_topic, job.provider->name, request.model, "ok",
                             micros_since(job.received));
   job.finished = true;
@@ -959,28 +973,6 @@ void Pipeline::Impl::fail(Job& job, ErrorClass error_class, int http_status, con
   record.latency_ms = latency_ms;
   record.created_ms = job.created_ms;
   record.updated_ms = now_ms();
-  store_result(job.id, format::result_key(config_.redis.key_prefix, request.request_id),
-               format::serialize_result(record));
-
-  const HeaderList headers =
-      format::response_headers(request.request_id, job.model_version, request.prompt_hash);
-  if (request.stream) {
-    format::StreamFinalFrame frame{request.request_id, job.seq,   http_status,
-                                   job.finish_reason,  job.usage, clean};
-    produce_output(job.id, stream.config.responses_topic, request.request_id,
-                   format::serialize_final_frame(frame), headers);
-  } else {
-    format::ResponseEnvelope response{request.metadata,
-                                      http_status,
-                                      format::error_body(http_status, clean),
-                                      request.request_id,
-                                      provider.empty() ? std::nullopt : std::optional<std::string>(provider),
-                                      request.model,
-                                      job.attempts,
-                                      latency_ms};
-    produce_output(job.id, stream.config.responses_topic, request.request_id,
-                   format::serialize_response(response), headers);
-  }
   format::DeadLetterFacts facts;
   facts.error_class = error_class;
   facts.error = clean;
@@ -992,35 +984,69 @@ void Pipeline::Impl::fail(Job& job, ErrorClass error_class, int http_status, con
   facts.origin = job.origin;
   if (job.attempts > 0) facts.first_attempt_ms = job.first_attempt_ms;
   facts.failed_at_ms = now_ms();
-  produce_output(job.id, stream.config.dlq_topic, job.key, job.value,
-                 format::dead_letter_headers(job.headers, facts, secrets_));
-  metrics_.dead_letter(error_class);
+  store_result(
+      job.id, format::result_key(config_.redis.key_prefix, request.request_id),
+      format::serialize_result(record),
+      [this, facts = std::move(facts), clean, latency_ms](Job& j, const format::ResultRecord* already_done) {
+        if (already_done != nullptr) {
+          // Another attempt of this request (an earlier owner of the partition) succeeded.
+          publish_stored(j, *already_done);
+          return;
+        }
+        const auto& req = *j.request;
+        const auto& stream_config = streams_[j.stream].config;
+        const int status = facts.http_status.value_or(500);
+        HeaderList headers = format::response_headers(req.request_id, j.model_version, req.prompt_hash);
+        if (req.stream) {
+          format::StreamFinalFrame frame{req.request_id, j.seq, status, j.finish_reason, j.usage, clean};
+          produce_output(j.id, stream_config.responses_topic, req.request_id,
+                         format::serialize_final_frame(frame), std::move(headers));
+        } else {
+          format::ResponseEnvelope response{
+              req.metadata,
+              status,
+              format::error_body(status, clean),
+              req.request_id,
+              facts.provider.empty() ? std::nullopt : std::optional<std::string>(facts.provider),
+              req.model,
+              j.attempts,
+              latency_ms};
+          produce_output(j.id, stream_config.responses_topic, req.request_id,
+                         format::serialize_response(response), std::move(headers));
+        }
+        produce_output(j.id, stream_config.dlq_topic, j.key, j.value,
+                       format::dead_letter_headers(j.headers, facts, secrets_));
+        metrics_.dead_letter(facts.error_class);
+      });
   metrics_.request_finished(stream.config.requests_topic, provider, request.model,
                             std::string(to_string(error_class)), micros_since(job.received));
   job.finished = true;
   if (job.outputs_pending == 0) finish(job);
 }
 
-void Pipeline::Impl::republish_done(Job& job, const format::ResultRecord& record) {
+void Pipeline::Impl::publish_stored(Job& job, const format::ResultRecord& record) {
   const auto& request = *job.request;
   const Stream& stream = streams_[job.stream];
-  const HeaderList headers =
-      format::response_headers(request.request_id, job.model_version, request.prompt_hash);
+  HeaderList headers = format::response_headers(request.request_id, job.model_version, request.prompt_hash);
   if (request.stream) {
-    format::StreamFinalFrame frame{
-        request.request_id, 0, record.status_code.value_or(200), std::nullopt, record.usage, std::nullopt};
+    format::StreamFinalFrame frame{request.request_id, job.seq,      record.status_code.value_or(200),
+                                   std::nullopt,       record.usage, std::nullopt};
     produce_output(job.id, stream.config.responses_topic, request.request_id,
-                   format::serialize_final_frame(frame), headers);
+                   format::serialize_final_frame(frame), std::move(headers));
   } else {
     format::ResponseEnvelope response{request.metadata, record.status_code.value_or(200),
                                       record.body,      request.request_id,
                                       record.provider,  record.model,
                                       record.attempts,  record.latency_ms.value_or(0.0)};
     produce_output(job.id, stream.config.responses_topic, request.request_id,
-                   format::serialize_response(response), headers);
+                   format::serialize_response(response), std::move(headers));
   }
-  metrics_.request_finished(stream.config.requests_topic, record.provider.value_or(""), request.model,
-                            "replayed", micros_since(job.received));
+}
+
+void Pipeline::Impl::republish_done(Job& job, const format::ResultRecord& record) {
+  publish_stored(job, record);
+  metrics_.request_finished(streams_[job.stream].config.requests_topic, record.provider.value_or(""),
+                            job.request->model, "replayed", micros_since(job.received));
   job.finished = true;
   if (job.outputs_pending == 0) finish(job);
 }
@@ -1039,7 +1065,7 @@ void Pipeline::Impl::reject_poison(Job& job, const format::PoisonRecord& poison)
     record.created_ms = job.created_ms;
     record.updated_ms = now_ms();
     store_result(job.id, format::result_key(config_.redis.key_prefix, poison.request_id),
-                 format::serialize_result(record));
+                 format::serialize_result(record), [](Job&, const format::ResultRecord*) {});
     format::ResponseEnvelope response{poison.metadata,
                                       poison.http_status,
                                       format::error_body(poison.http_status, clean),
@@ -1073,25 +1099,32 @@ void Pipeline::Impl::reject_poison(Job& job, const format::PoisonRecord& poison)
 // ---------------------------------------------------------------------------------------------
 // Outputs and completion
 
-void Pipeline::Impl::store_result(std::uint64_t job_id, std::string key, std::string value) {
+void Pipeline::Impl::store_result(std::uint64_t job_id, std::string key, std::string value, AfterStore then) {
   Job* job = find_job(job_id);
   if (job == nullptr) return;
   ++job->outputs_pending;
   // The arguments are views: build them before the callback takes ownership of the strings.
   const std::string ttl = std::to_string(config_.redis.result_ttl.count());
-  const std::vector<std::string_view> args = {"SET", key, value, "PX", ttl};
+  const std::vector<std::string_view> args = {"EVAL", kStoreUnlessDoneScript, "1", key, value, ttl};
   auto data = std::make_shared<std::pair<std::string, std::string>>(std::move(key), std::move(value));
-  redis_->command(args, [this, job_id, data](redis::RedisReply&& reply) {
+  redis_->command(args, [this, job_id, data, then = std::move(then)](redis::RedisReply&& reply) mutable {
     Job* j = find_job(job_id);
     if (j == nullptr) return;
-    if (reply.ok()) {
-      output_done(job_id);
+    if (!reply.ok()) {
+      // Keep the record unfinished (and its offset uncommitted) until Redis has it.
+      --j->outputs_pending;
+      after(*j, std::chrono::milliseconds(200), [this, data, then = std::move(then)](Job& again) mutable {
+        store_result(again.id, data->first, data->second, std::move(then));
+      });
       return;
     }
-    // Keep the record unfinished (and its offset uncommitted) until Redis has it.
-    --j->outputs_pending;
-    after(*j, std::chrono::milliseconds(200),
-          [this, data](Job& again) { store_result(again.id, data->first, data->second); });
+    std::optional<format::ResultRecord> done;
+    if (reply.type == redis::RedisReply::Type::kString) {
+      auto stored = format::parse_result(reply.str);
+      if (auto* record = std::get_if<format::ResultRecord>(&stored)) done = std::move(*record);
+    }
+    then(*j, done ? &*done : nullptr);  // may add outputs before this one counts as done
+    output_done(job_id);
   });
 }
 
