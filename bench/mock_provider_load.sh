@@ -9,7 +9,8 @@
 #   MOCK_THREADS (hardware concurrency), LATENCY_MS (0), MAX_TOKENS (16)
 #
 # The mock and wrk share the machine, so the figure is a co-located loopback limit, not the
-# mock's capacity on its own. Prints each run and the median requests/second.
+# mock's capacity on its own; the load average is printed with it. Prints each run (rate,
+# latency percentiles, the mock's CPU time per request) and the median rate.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
