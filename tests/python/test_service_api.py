@@ -22,6 +22,7 @@ from service_helpers import Service, config_document, free_port, high_watermarks
 
 from kafka_llm import Pipeline, load_config
 from kafka_llm.devstack import StackInfo
+from kafka_llm.service.tracing import Tracing
 
 pytestmark = pytest.mark.stack
 
@@ -77,6 +78,37 @@ def test_unknown_or_expired_result_is_404(client: httpx.Client) -> None:
     response = client.get(f"/result/{secrets.token_hex(16)}")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_no_answer_in_time_is_504_and_the_request_stays_queued(
+    stack: StackInfo, tmp_path: Path, unique_name: str
+) -> None:
+    with service_on_stack(stack, unique_name, tmp_path, response_timeout_seconds=0.5) as service:
+        slow = {
+            "model": "mock-model",
+            "messages": [{"role": "user", "content": "slow"}],
+            "mock": {"latency_ms": 1500},
+        }
+        response = httpx.post(
+            f"{service.url}/v1/chat/completions", json=slow, headers=service.headers(), timeout=30
+        )
+        assert response.status_code == 504
+        assert response.json()["error"]["code"] == "gateway_timeout"
+        request_id = response.headers["x-request-id"]
+        with httpx.Client(base_url=service.url, headers=service.headers(), timeout=30) as client:
+            result = _poll_result(client, request_id)
+        assert isinstance(result["output"], str) and result["output"].startswith("mock reply: slow")
+
+
+def test_traces_are_exported_only_when_an_endpoint_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
+    quiet = Tracing("t", None)
+    assert not quiet.exporting
+    quiet.shutdown()
+    exporting = Tracing("t", f"http://127.0.0.1:{free_port()}/v1/traces")
+    assert exporting.exporting
+    exporting.shutdown()  # no span was recorded: nothing to send, returns at once
 
 
 @pytest.mark.parametrize(

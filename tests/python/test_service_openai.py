@@ -201,3 +201,26 @@ def test_websocket_without_a_valid_key_is_refused(service: Service) -> None:
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+def test_a_client_leaving_mid_stream_frees_its_wait(service: Service) -> None:
+    body = {
+        "model": "mock-model",
+        "messages": [{"role": "user", "content": _unique()}],
+        "stream": True,
+        "max_tokens": 30,  # 3 s of tokens: still streaming when the client leaves
+        "mock": {"token_interval_ms": 100},
+    }
+    with (
+        httpx.Client(base_url=service.url, headers=service.headers(), timeout=30) as client,
+        client.stream("POST", "/v1/chat/completions", json=body) as response,
+    ):  # leaves after the first token
+        assert response.status_code == 200
+        lines = response.iter_lines()  # kept: dropping the iterator would close the connection
+        first = next(line for line in lines if line.startswith("data: "))
+        assert json.loads(first[6:])["object"] == "chat.completion.chunk"
+        assert "kafka_llm_inflight 1.0" in httpx.get(f"{service.url}/metrics").text
+    deadline = time.monotonic() + 10
+    while "kafka_llm_inflight 0.0" not in httpx.get(f"{service.url}/metrics").text:
+        assert time.monotonic() < deadline, "the service still waits for a stream nobody reads"
+        time.sleep(0.1)

@@ -12,12 +12,17 @@ from kafka_llm.service.errors import ServiceError
 from kafka_llm.service.gateway import Gateway
 from kafka_llm.service.keystore import ApiKey
 
-__all__ = ["CallerDep", "GatewayDep", "authenticate", "get_gateway"]
+__all__ = ["CallerDep", "GatewayDep", "authenticate", "gateway_of", "get_gateway"]
 
 
-def get_gateway(connection: HTTPConnection) -> Gateway:
+def gateway_of(connection: HTTPConnection) -> Gateway:
     gateway: Gateway = connection.app.state.gateway
     return gateway
+
+
+async def get_gateway(connection: HTTPConnection) -> Gateway:
+    # async: FastAPI would run a plain function in its thread pool, a thread hop per request.
+    return gateway_of(connection)
 
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
@@ -41,7 +46,9 @@ async def check_key(gateway: Gateway, authorization: str | None) -> ApiKey | Non
         raise ServiceError(
             401, "the Authorization header must be: Bearer <key>", code="invalid_api_key", headers=challenge
         )
-    key = await asyncio.to_thread(gateway.keys.verify, token)  # database I/O: never on the loop
+    known, key = gateway.keys.cached(token)
+    if not known:
+        key = await asyncio.to_thread(gateway.keys.verify, token)  # database I/O: never on the loop
     if key is None:
         raise ServiceError(401, "invalid API key", code="invalid_api_key", headers=challenge)
     if key.revoked:

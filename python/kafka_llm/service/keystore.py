@@ -35,6 +35,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -103,7 +104,16 @@ def make_engine(database_url: str) -> Engine:
             cursor.close()
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    _Base.metadata.create_all(engine)
+    for attempt in range(3):
+        try:
+            _Base.metadata.create_all(engine)
+            break
+        except DatabaseError:
+            # Several service processes starting at once race to create the tables; the loser
+            # sees "already exists" and finds them on the next check.
+            if attempt == 2:
+                raise
+            time.sleep(0.2)
     return engine
 
 
@@ -184,6 +194,15 @@ class KeyStore:
         with self._lock:
             self._cache.clear()
         return bool(result.rowcount)
+
+    def cached(self, token: str) -> tuple[bool, ApiKey | None]:
+        """``(True, key or None)`` when ``token`` was verified less than ``cache_seconds`` ago,
+        else ``(False, None)``. No I/O: safe on the event loop."""
+        with self._lock:
+            cached = self._cache.get(token)
+        if cached is not None and cached[0] > time.monotonic():
+            return True, cached[2]
+        return False, None
 
     def verify(self, token: str) -> ApiKey | None:
         """The key behind ``token`` (possibly revoked: check ``revoked``), or None when the token

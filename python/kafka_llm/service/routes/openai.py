@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from kafka_llm.errors import KafkaLlmError
-from kafka_llm.service.deps import CallerDep, GatewayDep, check_key, get_gateway
+from kafka_llm.service.deps import CallerDep, GatewayDep, check_key, gateway_of
 from kafka_llm.service.errors import ServiceError, core_error_status, error_body
 from kafka_llm.service.gateway import Answer, Gateway, StreamStart
 from kafka_llm.service.keystore import ApiKey
@@ -85,7 +85,7 @@ async def completions_socket(websocket: WebSocket) -> None:
     ``{"done": true, "request_id", "finish_reason", "usage"}``, or ``{"error": {…}}``. Several
     requests may follow each other on one connection. The API key goes in the Authorization
     header (or ``?api_key=`` for clients that cannot set headers)."""
-    gateway = get_gateway(websocket)
+    gateway = gateway_of(websocket)
     await websocket.accept()
     authorization = websocket.headers.get("authorization")
     if authorization is None and websocket.query_params.get("api_key"):
