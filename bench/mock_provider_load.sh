@@ -73,10 +73,14 @@ echo "co-located on $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc
 mock_ticks() { awk '{print $14 + $15}' "/proc/$mock_pid/stat"; }
 ticks_per_second="$(getconf CLK_TCK)"
 rates=()
+cpu_costs=()
 for run in $(seq "$runs"); do
   ticks_before="$(mock_ticks)"
-  out="$(wrk -t"$wrk_threads" -c"$wrk_connections" -d"$wrk_duration" --latency -s "$workdir/chat.lua" \
-    "http://127.0.0.1:$port/v1/chat/completions")"
+  # bash's `time` gives wrk's own CPU seconds (user + system) on stderr.
+  wrk_cpu_s="$( { TIMEFORMAT='%U %S'; time wrk -t"$wrk_threads" -c"$wrk_connections" -d"$wrk_duration" --latency \
+    -s "$workdir/chat.lua" "http://127.0.0.1:$port/v1/chat/completions" >"$workdir/wrk.out"; } 2>&1 \
+    | awk 'END {print $1 + $2}')"
+  out="$(cat "$workdir/wrk.out")"
   if grep -q "Non-2xx" <<<"$out"; then
     echo "run $run: non-2xx answers:" >&2
     echo "$out" >&2
@@ -88,8 +92,13 @@ for run in $(seq "$runs"); do
   requests="$(awk '/ requests in / {print $1}' <<<"$out")"
   cpu_us="$(awk -v t="$(($(mock_ticks) - ticks_before))" -v hz="$ticks_per_second" -v n="$requests" \
     'BEGIN {printf "%.1f", t / hz * 1e6 / n}')"
-  echo "run $run: $rate req/s (p50 $p50, p99 $p99; mock CPU $cpu_us us/request)"
+  wrk_us="$(awk -v s="$wrk_cpu_s" -v n="$requests" 'BEGIN {printf "%.1f", s * 1e6 / n}')"
+  echo "run $run: $rate req/s (p50 $p50, p99 $p99; CPU per request: mock $cpu_us us, wrk $wrk_us us)"
   rates+=("$rate")
+  cpu_costs+=("$cpu_us $wrk_us")
 done
 median="$(printf '%s\n' "${rates[@]}" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}')"
 echo "median: $median req/s over $runs runs"
+# What the two would reach alone on this machine's cores, if CPU were the only limit.
+printf '%s\n' "${cpu_costs[@]}" | awk -v cores="$(nproc)" \
+  '{m += $1; w += $2} END {printf "CPU-bound ceiling with the machine to themselves: %.0f req/s (%d cores / %.1f us)\n", cores * 1e6 / ((m + w) / NR), cores, (m + w) / NR}'
