@@ -108,6 +108,10 @@ class KafkaBridge:
             assignment: list[tuple[str, int, int]] = []
             for topic in self._response_topics:
                 count = _core.partition_count(self._properties, topic, 10_000)
+                deadline = time.monotonic() + 5
+                while count <= 0 and time.monotonic() < deadline:  # a topic just created elsewhere
+                    time.sleep(0.2)
+                    count = _core.partition_count(self._properties, topic, 10_000)
                 if count <= 0:
                     raise KafkaError(
                         f"response topic {topic!r} does not exist: create it (kafka-llm's request, "
