@@ -63,10 +63,14 @@ test: test-cpp test-python
 demo: install
 	$(PY) -m kafka_llm.demo
 
-# The full benchmark suite (pipeline vs a Python asyncio peer) is issue 5; for now: the mock
-# provider's own request rate under wrk, the ceiling every pipeline figure is compared with.
+# The benchmarks (bench/README.md): the native worker and a Python asyncio peer side by side on a
+# private local stack; results in bench/results/. BENCH_ARGS=--quick for a CI-sized run. The
+# bench extra's packages are installed by name (installing ".[bench]" would rebuild the package).
+BENCH_ARGS ?=
 bench: install
-	bash bench/mock_provider_load.sh
+	$(PY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))' \
+	  | xargs $(PIP) install -q
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: venv
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format --dry-run -Werror
