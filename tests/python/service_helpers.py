@@ -56,6 +56,7 @@ def config_document(
         "providers": [
             {"name": "mock", "baseURL": stack.provider_url},
             {"name": "restricted", "baseURL": stack.provider_url, "models": ["small-*"]},
+            {"name": "claude", "kind": "anthropic", "baseURL": stack.provider_url, "models": ["claude-*"]},
         ],
         "retry": {"initialBackoff": "20ms", "maxBackoff": "200ms", "maxAttempts": 2},
         "commitInterval": "50ms",

@@ -79,6 +79,30 @@ def test_openai_client_streams_tokens_as_they_arrive(client: openai.OpenAI) -> N
     assert arrivals[-1] - arrivals[0] > 0.4, arrivals
 
 
+def test_openai_client_talks_to_an_anthropic_provider(client: openai.OpenAI) -> None:
+    """The worker maps bodies both ways; the service turns the relayed Anthropic stream events
+    into OpenAI chunks."""
+    prompt = _unique()
+    messages: Any = [{"role": "user", "content": prompt}]
+    completion = client.chat.completions.create(model="claude-test", messages=messages, max_tokens=6)
+    content = completion.choices[0].message.content
+    assert content is not None and content.startswith(f"mock reply: {prompt}")
+    chunks = list(
+        client.chat.completions.create(
+            model="claude-test",
+            messages=[{"role": "user", "content": _unique()}],
+            max_tokens=6,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.startswith("mock reply: p-")
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"  # end_turn
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 6
+
+
 def test_openai_client_completions_and_embeddings(client: openai.OpenAI) -> None:
     prompt = _unique()
     completion = client.completions.create(model="mock-model", prompt=prompt, max_tokens=8)

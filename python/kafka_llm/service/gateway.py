@@ -26,7 +26,7 @@ from kafka_llm.service.keystore import ApiKey, InferenceLogWriter, KeyStore, Log
 from kafka_llm.service.metrics import ServiceMetrics
 from kafka_llm.service.settings import ServiceSettings
 from kafka_llm.service.stores import ResponseCache, ResultStore, cache_key
-from kafka_llm.service.streaming import assemble_body, chunks_from_body, output_text
+from kafka_llm.service.streaming import AnthropicToOpenAIChunks, assemble_body, chunks_from_body, output_text
 from kafka_llm.service.tracing import Tracing
 
 __all__ = ["Answer", "Gateway", "StreamStart"]
@@ -257,20 +257,30 @@ class Gateway:
             return Answer(status, answer, request_id)
         self.metrics.time_to_first_token.observe(time.monotonic() - call.started)
 
+        # An Anthropic provider's events become OpenAI chunks on the OpenAI endpoint.
+        mapper = (
+            AnthropicToOpenAIChunks(model)
+            if self._providers[provider_name].kind == "anthropic" and endpoint == "/v1/chat/completions"
+            else None
+        )
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
         async def relay() -> AsyncGenerator[dict[str, Any], None]:
             chunks: list[dict[str, Any]] = []
             status, outcome, usage = 200, "ok", None
             try:
                 message = first
                 while "chunk" in message:
-                    chunk = message["chunk"]
-                    if isinstance(chunk, dict):
-                        chunks.append(chunk)
-                    yield message
+                    for chunk in mapper(message["chunk"]) if mapper else [message["chunk"]]:
+                        if isinstance(chunk, dict):
+                            chunks.append(chunk)
+                        yield {**message, "chunk": chunk}
                     message = await self._next(subscription, request_id)
                 status = int(message.get("status_code", 200))
                 usage = message.get("usage")
                 outcome = "ok" if status < 400 and not message.get("error") else "error"
+                if mapper and include_usage and usage is not None and outcome == "ok":
+                    yield {"chunk": mapper.usage_chunk(usage)}
                 yield message
                 if outcome == "ok":
                     assembled = assemble_body(chunks, usage)

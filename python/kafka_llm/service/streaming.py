@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-__all__ = ["assemble_body", "chunks_from_body", "output_text", "sse"]
+__all__ = ["AnthropicToOpenAIChunks", "assemble_body", "chunks_from_body", "output_text", "sse"]
 
 
 def sse(data: Any) -> bytes:
@@ -109,3 +109,51 @@ def assemble_body(chunks: list[dict[str, Any]], usage: Any) -> dict[str, Any] | 
     if usage is not None:
         body["usage"] = usage
     return body
+
+
+_ANTHROPIC_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+}
+
+
+class AnthropicToOpenAIChunks:
+    """Turns the Anthropic stream events a worker relays (its provider's chunks, unchanged) into
+    the ``chat.completion.chunk`` objects OpenAI clients expect. One per stream; text only
+    (tool-use deltas are dropped)."""
+
+    def __init__(self, model: str) -> None:
+        self._base: dict[str, Any] = {
+            "id": "",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
+
+    def __call__(self, event: Any) -> list[dict[str, Any]]:
+        if not isinstance(event, dict):
+            return []
+        kind = event.get("type")
+        if kind == "message_start":
+            message = event.get("message") or {}
+            self._base["id"] = message.get("id", "")
+            self._base["model"] = message.get("model") or self._base["model"]
+            return [self._chunk({"role": "assistant", "content": ""}, None)]
+        if kind == "content_block_delta":
+            delta = event.get("delta") or {}
+            if delta.get("type") == "text_delta" and delta.get("text"):
+                return [self._chunk({"content": delta["text"]}, None)]
+            return []
+        if kind == "message_delta":
+            reason = (event.get("delta") or {}).get("stop_reason")
+            if reason:
+                return [self._chunk({}, _ANTHROPIC_FINISH.get(reason, reason))]
+        return []
+
+    def usage_chunk(self, usage: Any) -> dict[str, Any]:
+        return {**self._base, "choices": [], "usage": usage}
+
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
+        return {**self._base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
