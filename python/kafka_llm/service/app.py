@@ -30,9 +30,11 @@ logger = logging.getLogger("kafka_llm.service")
 
 _DESCRIPTION = """LLM requests through Kafka: each call becomes a request record that a kafka-llm
 worker answers. `/process` + `/result/{id}` queue work; the `/v1/…` endpoints are OpenAI-compatible
-(point an OpenAI client's `base_url` here; `stream: true` relays tokens as they arrive). Errors use
-OpenAI's shape `{"error": {"message", "type", "code", "param"}}`; a rejected request (4xx) is never
-produced to Kafka."""
+(point an OpenAI client's `base_url` here; `stream: true` relays tokens as they arrive).
+`WebSocket /v1/completions` (not listed below: OpenAPI has no WebSockets) takes a request per JSON
+message and answers each chunk as a message, then `{"done": true, "request_id", "finish_reason",
+"usage"}`. Errors use OpenAI's shape `{"error": {"message", "type", "code", "param"}}`; a rejected
+request (4xx) is never produced to Kafka. Send the API key as `Authorization: Bearer <key>`."""
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
