@@ -37,6 +37,19 @@ _POLL_MS = 100
 _MAX_BATCH = 1000
 
 
+def _end_offset(consumer: _core.Consumer, topic: str, partition: int, timeout: float = 15.0) -> int:
+    """The partition's end offset, asked of its leader. Retries while the cluster settles (a topic
+    just created answers "not leader" for a moment); raises KafkaError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.query_watermark_offsets(topic, partition, 5_000)[1]
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 class ResponseSubscription:
     """The response records of one request id, in order, as they arrive. Token stream frames seen
     twice (a worker re-publishing after a crash) are dropped by their ``seq``."""
@@ -118,8 +131,7 @@ class KafkaBridge:
                         "response and DLQ topics) before starting the service"
                     )
                 for partition in range(count):
-                    _, high = consumer.query_watermark_offsets(topic, partition, 10_000)
-                    assignment.append((topic, partition, high))
+                    assignment.append((topic, partition, _end_offset(consumer, topic, partition)))
             consumer.assign(assignment)
             producer = _core.DeliveryProducer(
                 {"enable.idempotence": "true", **self._properties, "client.id": "kafka-llm-api"}
