@@ -69,9 +69,10 @@ class BlockingProducer {
   }
 
  private:
-  kafka::Producer producer_;
+  // Declared before the producer: its destructor still runs delivery callbacks that use them.
   std::mutex mutex_;
   std::vector<std::string> failures_;
+  kafka::Producer producer_;
 };
 
 /// A producer for event-loop callers (the HTTP service): produce() enqueues and returns a delivery

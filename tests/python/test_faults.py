@@ -97,8 +97,10 @@ def test_kill_9_mid_flight_then_restart_loses_nothing(
             ],
         )
         responses.poll_until(lambda c: len(c.ids()) >= 600, 90, "600 responses before the crash")
+        calls_before = all_mock_calls(stack)
         stop_process(worker, signal.SIGKILL)
         answered_before = len(responses.ids())
+        print("DEBUG at kill: answered", answered_before, "provider calls", sum(calls_before.get(i, 0) for i in ids))
         worker = start_worker(config)
         responses.poll_until(lambda c: set(ids) <= c.ids(), 120, "every request after the restart")
     finally:
@@ -209,26 +211,24 @@ def test_429_storm_and_hangs_longer_than_max_poll_interval_cause_no_rebalance(
     hinted = [f"{unique_name}-hint-{i}" for i in range(20)]  # 429 three times with Retry-After: 1
     jittered = [f"{unique_name}-jit-{i}" for i in range(40)]  # 503 twice, no hint: backoff with jitter
     hanging = [f"{unique_name}-hang-{i}" for i in range(20)]  # the first call hangs
-    values = [json.dumps(envelope(i, request_id=i)).encode() for i in storm]
-    values += [
+    special: dict[str, dict[str, Any]] = {}
+    special |= {i: {"fault": "429", "fault_times": 3, "retry_after": 1} for i in hinted}
+    special |= {i: {"fault": "503", "fault_times": 2} for i in jittered}
+    special |= {i: {"fault": "hang", "fault_times": 1} for i in hanging}
+    # Interleaved with the storm traffic, as real failures arrive (a run of request-specific
+    # failures back to back would rightly trip the circuit breaker, a different scenario).
+    order: list[str] = []
+    pending = list(special)
+    for n, request_id in enumerate(storm):
+        order.append(request_id)
+        if n % 7 == 3 and pending:
+            order.append(pending.pop(0))
+    order.extend(pending)
+    values = [
         json.dumps(
-            envelope(
-                i, request_id=i, body_extra={"mock": {"fault": "429", "fault_times": 3, "retry_after": 1}}
-            )
+            envelope(i, request_id=i, body_extra={"mock": special[i]} if i in special else {})
         ).encode()
-        for i in hinted
-    ]
-    values += [
-        json.dumps(
-            envelope(i, request_id=i, body_extra={"mock": {"fault": "503", "fault_times": 2}})
-        ).encode()
-        for i in jittered
-    ]
-    values += [
-        json.dumps(
-            envelope(i, request_id=i, body_extra={"mock": {"fault": "hang", "fault_times": 1}})
-        ).encode()
-        for i in hanging
+        for i in order
     ]
     ids = storm + hinted + jittered + hanging
     responses = Collector(stack, topics.responses)
@@ -250,7 +250,12 @@ def test_429_storm_and_hangs_longer_than_max_poll_interval_cause_no_rebalance(
     report["429 storm (50% for 10 s) + hangs, max.poll.interval 7 s"] = row
     assert row["lost"] == 0
     assert stats["rebalances"] == 1, "a storm must not cost the group membership"
-    assert all(answered[i][0]["status_code"] == 200 for i in ids)
+    failed = [
+        (i, answered[i][0]["status_code"], answered[i][0]["body"])
+        for i in ids
+        if answered[i][0]["status_code"] != 200
+    ]
+    assert not failed, (len(failed), failed[:3])
     # No request retried sooner than its Retry-After: three 429s with Retry-After: 1 take >= 3 s.
     assert min(answered[i][0]["latency_ms"] for i in hinted) >= 3000
     # Backoff without a hint is jittered: the retry delays spread out instead of marching in step.
@@ -305,7 +310,7 @@ def test_poison_records_of_every_kind_go_to_the_dlq_without_delaying_good_ones(
     poison = {
         "invalid-utf8": b'{"body": {"model": "m", "prompt": "\xff\xfe"}}',
         "huge": json.dumps({"body": {"model": "m", "prompt": "x" * 200_000}}).encode(),
-        "deep": b"[" * 100_000 + b"]" * 100_000,
+        "deep": b"[" * 30_000 + b"]" * 30_000,  # under the size limit, far over the depth limit
         "body-not-object": json.dumps({"body": ["model", "m"]}).encode(),
         "model-not-string": json.dumps({"body": {"model": 7, "prompt": "p"}}).encode(),
         "messages-not-array": json.dumps(
@@ -385,7 +390,10 @@ def test_malformed_provider_responses_become_error_envelopes_and_dead_letters(
         status = final["status_code"]
         assert status >= 500, (name, final)
     assert answered[f"{unique_name}-fine"][0]["status_code"] == 200
-    dead = {r.key.decode().removeprefix(f"{unique_name}-"): dict(r.headers) for r in dlq.records if r.key}
+    dead = {
+        h["x-request-id"].decode().removeprefix(f"{unique_name}-"): h
+        for h in (dict(r.headers) for r in dlq.records)
+    }
     assert set(dead) == set(cases)
     assert all(h["x-error-class"] in (b"retries_exhausted", b"non_retryable") for h in dead.values())
     report["malformed provider responses"] = {

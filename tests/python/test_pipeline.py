@@ -480,3 +480,25 @@ def test_a_shared_rate_limit_holds_across_workers(stack: StackInfo, unique_name:
     assert elapsed >= 3.5, (
         f"the 31st and 32nd requests must wait for refills (2 s each); took {elapsed:.2f} s"
     )
+
+
+def test_trace_context_travels_from_the_request_to_every_output(stack: StackInfo, unique_name: str) -> None:
+    topics = make_topics(stack, unique_name, partitions=1)
+    traceparent = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    producer = k.producer(stack.bootstrap_servers)
+    for name, stream in (("plain", False), ("streamed", True)):
+        value = json.dumps(envelope(name, request_id=f"{unique_name}-{name}", stream=stream)).encode()
+        producer.produce(
+            topics.requests, value, headers=[("traceparent", traceparent), ("tracestate", b"k=v")]
+        )
+    assert producer.flush(30_000) == []
+    with Pipeline(make_config(stack, topics)):
+        records = read_until(
+            stack,
+            topics.responses,
+            lambda r: sum(b'"done":true' in x.value for x in r) >= 1 and len(by_key(r)) >= 2,
+        )
+    assert len(records) >= 3
+    for record in records:
+        h = headers(record)
+        assert h["traceparent"] == traceparent.decode() and h["tracestate"] == "k=v", h

@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <deque>
 #include <future>
 #include <iostream>
 #include <random>
@@ -91,6 +92,7 @@ struct Job {
   std::optional<std::string> key;
   std::string value;
   HeaderList headers;
+  HeaderList trace;  ///< W3C trace context of the request (traceparent, tracestate), carried onwards
   std::int64_t record_timestamp_ms = -1;
   SteadyClock::time_point received;
   std::int64_t created_ms = 0;
@@ -145,7 +147,8 @@ class Pipeline::Impl {
     std::unique_ptr<kafka::Consumer> consumer;
     std::unique_ptr<kafka::QueueWatcher> watcher;
     std::vector<kafka::TopicPartition> assignment;
-    std::size_t inflight = 0;
+    std::size_t inflight = 0;           ///< jobs started (the maxHandlers window)
+    std::deque<std::uint64_t> backlog;  ///< consumed, waiting for a slot in the window
     bool paused = false;
   };
   struct ProviderState {
@@ -161,6 +164,8 @@ class Pipeline::Impl {
   void drain_consumer(std::size_t stream);
   void publish_assignment();
   void on_record(std::size_t stream, kafka::Message&& message);
+  void begin_job(Job& job);
+  void start_backlog(Stream& stream);
   void update_flow(Stream& stream);
   void commit_finished(bool sync);
   void on_commit(rd_kafka_resp_err_t err, const std::vector<kafka::TopicPartition>& offsets);
@@ -204,6 +209,10 @@ class Pipeline::Impl {
                                                  std::int64_t tokens) const;
   std::vector<std::string> shared_keys(const ProviderConfig& provider) const;
   std::string redact(std::string_view text) const;
+  /// The headers of every output record: request_message_id, model_version, prompt_hash, then
+  /// the request's trace context.
+  static HeaderList output_headers(const Job& job, std::string_view request_id,
+                                   std::string_view model_version, std::string_view prompt_hash);
 
   PipelineConfig config_;
   std::vector<std::string> secrets_;
@@ -352,6 +361,9 @@ void Pipeline::Impl::stop() {
     for (auto& stream : streams_) {
       stream.consumer->pause(stream.assignment);
       stream.paused = true;
+      // Never started: left uncommitted for the next owner rather than started now.
+      for (std::uint64_t id : stream.backlog) jobs_.erase(id);
+      stream.backlog.clear();
     }
     auto deadline = SteadyClock::now() + config_.drain_timeout;
     auto poll_drain = std::make_shared<std::function<void()>>();
@@ -454,6 +466,15 @@ void Pipeline::Impl::on_rebalance(std::size_t index, kafka::RebalanceKind kind,
   // Revoked: commit what finished on these partitions (not on a lost assignment: the
   // partitions may already belong to someone else), then forget them. Their in-flight work
   // goes on, but can no longer move a committed offset.
+  // Records of these partitions that never started are left to the next owner.
+  std::erase_if(stream.backlog, [&](std::uint64_t id) {
+    const Job* job = find_job(id);
+    const bool revoked = job == nullptr || std::any_of(parts.begin(), parts.end(), [&](const auto& tp) {
+                           return tp.topic == job->origin.topic && tp.partition == job->origin.partition;
+                         });
+    if (revoked) jobs_.erase(id);
+    return revoked;
+  });
   std::vector<kafka::TopicPartition> commits;
   for (const auto& tp : parts) {
     auto position = offsets_.revoke({tp.topic, tp.partition});
@@ -488,12 +509,12 @@ void Pipeline::Impl::drain_consumer(std::size_t index) {
 
 void Pipeline::Impl::update_flow(Stream& stream) {
   if (stopping_) return;
-  const std::size_t max = stream.config.max_handlers;
-  const std::size_t low = max - std::max<std::size_t>(1, max / 10);
-  if (!stream.paused && stream.inflight >= max) {
+  const std::size_t high = stream.config.max_handlers;
+  const std::size_t low = high / 2;
+  if (!stream.paused && stream.backlog.size() >= high) {
     stream.consumer->pause(stream.assignment);
     stream.paused = true;
-  } else if (stream.paused && stream.inflight <= low) {
+  } else if (stream.paused && stream.backlog.size() <= low) {
     stream.consumer->resume(stream.assignment);
     stream.paused = false;
   }
@@ -561,7 +582,9 @@ void Pipeline::Impl::schedule_housekeeping() {
         }
       }
     }
-    metrics_.set_inflight(static_cast<std::int64_t>(jobs_.size()));
+    std::int64_t inflight = 0;
+    for (const auto& stream : streams_) inflight += static_cast<std::int64_t>(stream.inflight);
+    metrics_.set_inflight(inflight);
     schedule_housekeeping();
   });
 }
@@ -579,14 +602,34 @@ void Pipeline::Impl::on_record(std::size_t index, kafka::Message&& message) {
   if (auto key = message.key()) job->key = std::string(*key);
   job->value = std::string(message.value());
   job->headers = message.headers();
+  for (std::string_view name : {"traceparent", "tracestate"}) {
+    if (const std::string* value = find_header(job->headers, name)) job->trace.emplace_back(name, *value);
+  }
   job->record_timestamp_ms = message.timestamp_ms();
   job->received = SteadyClock::now();
   job->created_ms = now_ms();
   Job& ref = *job;
   jobs_.emplace(job->id, std::move(job));
-  ++stream.inflight;
+  // Records beyond the window wait here, so a finishing job starts the next one at once; the
+  // partitions are paused only when this backlog is full too (resuming costs a fetch round trip).
+  if (stream.inflight < stream.config.max_handlers && stream.backlog.empty()) {
+    begin_job(ref);
+  } else {
+    stream.backlog.push_back(ref.id);
+  }
   update_flow(stream);
+}
 
+void Pipeline::Impl::start_backlog(Stream& stream) {
+  while (stream.inflight < stream.config.max_handlers && !stream.backlog.empty()) {
+    const std::uint64_t id = stream.backlog.front();
+    stream.backlog.pop_front();
+    if (Job* job = find_job(id)) begin_job(*job);
+  }
+}
+
+void Pipeline::Impl::begin_job(Job& ref) {
+  ++streams_[ref.stream].inflight;
   format::RequestParseOptions options;
   options.max_request_bytes = config_.max_request_bytes;
   auto parsed = format::parse_request(ref.value, ref.key, ref.origin, options);
@@ -703,7 +746,7 @@ void Pipeline::Impl::start_attempt(Job& job) {
     return;
   }
 
-  auto built = build_provider_request(*job.provider, *job.request, remaining);
+  auto built = build_provider_request(*job.provider, *job.request, remaining, job.trace);
   if (auto* error = std::get_if<std::string>(&built)) {
     fail(job, ErrorClass::kNonRetryable, 400, *error);
     return;
@@ -776,7 +819,13 @@ void Pipeline::Impl::on_attempt_done(std::uint64_t job_id, ProviderCall&& call) 
     return;
   }
   const auto classification = policy::classify(call.error, static_cast<int>(call.status), call.headers);
-  state.breaker.on_outcome(classification, now);
+  if (classification.kind == policy::FailureKind::kRateLimited) {
+    // A 429 proves the provider is up and pacing us (Retry-After and the rate limiter handle
+    // that): it closes a half-open circuit instead of holding it half-open on a neutral outcome.
+    state.breaker.on_success(now);
+  } else {
+    state.breaker.on_outcome(classification, now);
+  }
   policy::AttemptContext context{job.attempts - 1, job.malformed, job.first_attempt};
   const auto decision = retry_.decide(context, classification, call.headers, now, SystemClock::now(), rng_);
   switch (decision.action) {
@@ -872,10 +921,9 @@ void Pipeline::Impl::on_stream_data(Job& job, std::string_view data) {
       if (chunk.usage) job.usage = chunk.usage;
     }
     if (job.seq == 0) metrics_.first_token(micros_since(job.received));
-    produce_output(
-        job.id, stream.config.responses_topic, job.request->request_id,
-        format::serialize_chunk_frame_raw(job.request->request_id, job.seq, event.data),
-        format::response_headers(job.request->request_id, job.model_version, job.request->prompt_hash));
+    produce_output(job.id, stream.config.responses_topic, job.request->request_id,
+                   format::serialize_chunk_frame_raw(job.request->request_id, job.seq, event.data),
+                   output_headers(job, job.request->request_id, job.model_version, job.request->prompt_hash));
     ++job.seq;
   }
 }
@@ -929,25 +977,25 @@ void Pipeline::Impl::succeed(Job& job, nlohmann::json body) {
   auto response = std::make_shared<format::ResponseEnvelope>(
       format::ResponseEnvelope{request.metadata, 200, std::move(record.body), request.request_id,
                                job.provider->name, request.model, job.attempts, latency_ms});
-  store_result(
-      job.id, format::result_key(config_.redis.key_prefix, request.request_id), std::move(serialized),
-      [this, response](Job& j, const format::ResultRecord* already_done) {
-        if (already_done != nullptr) {
-          publish_stored(j, *already_done);
-          return;
-        }
-        const auto& req = *j.request;
-        const auto& topic = streams_[j.stream].config.responses_topic;
-        HeaderList headers = format::response_headers(req.request_id, j.model_version, req.prompt_hash);
-        if (req.stream) {
-          format::StreamFinalFrame frame{req.request_id, j.seq, 200, j.finish_reason, j.usage, std::nullopt};
-          produce_output(j.id, topic, req.request_id, format::serialize_final_frame(frame),
-                         std::move(headers));
-        } else {
-          produce_output(j.id, topic, req.request_id, format::serialize_response(*response),
-                         std::move(headers));
-        }
-      });
+  store_result(job.id, format::result_key(config_.redis.key_prefix, request.request_id),
+               std::move(serialized), [this, response](Job& j, const format::ResultRecord* already_done) {
+                 if (already_done != nullptr) {
+                   publish_stored(j, *already_done);
+                   return;
+                 }
+                 const auto& req = *j.request;
+                 const auto& topic = streams_[j.stream].config.responses_topic;
+                 HeaderList headers = output_headers(j, req.request_id, j.model_version, req.prompt_hash);
+                 if (req.stream) {
+                   format::StreamFinalFrame frame{req.request_id,  j.seq,   200,
+                                                  j.finish_reason, j.usage, std::nullopt};
+                   produce_output(j.id, topic, req.request_id, format::serialize_final_frame(frame),
+                                  std::move(headers));
+                 } else {
+                   produce_output(j.id, topic, req.request_id, format::serialize_response(*response),
+                                  std::move(headers));
+                 }
+               });
   metrics_.request_finished(stream.config.requests_topic, job.provider->name, request.model, "ok",
                             micros_since(job.received));
   job.finished = true;
@@ -996,7 +1044,7 @@ void Pipeline::Impl::fail(Job& job, ErrorClass error_class, int http_status, con
         const auto& req = *j.request;
         const auto& stream_config = streams_[j.stream].config;
         const int status = facts.http_status.value_or(500);
-        HeaderList headers = format::response_headers(req.request_id, j.model_version, req.prompt_hash);
+        HeaderList headers = output_headers(j, req.request_id, j.model_version, req.prompt_hash);
         if (req.stream) {
           format::StreamFinalFrame frame{req.request_id, j.seq, status, j.finish_reason, j.usage, clean};
           produce_output(j.id, stream_config.responses_topic, req.request_id,
@@ -1027,7 +1075,7 @@ void Pipeline::Impl::fail(Job& job, ErrorClass error_class, int http_status, con
 void Pipeline::Impl::publish_stored(Job& job, const format::ResultRecord& record) {
   const auto& request = *job.request;
   const Stream& stream = streams_[job.stream];
-  HeaderList headers = format::response_headers(request.request_id, job.model_version, request.prompt_hash);
+  HeaderList headers = output_headers(job, request.request_id, job.model_version, request.prompt_hash);
   if (request.stream) {
     format::StreamFinalFrame frame{request.request_id, job.seq,      record.status_code.value_or(200),
                                    std::nullopt,       record.usage, std::nullopt};
@@ -1076,7 +1124,7 @@ void Pipeline::Impl::reject_poison(Job& job, const format::PoisonRecord& poison)
                                       0.0};
     produce_output(job.id, stream.config.responses_topic, poison.request_id,
                    format::serialize_response(response),
-                   format::response_headers(poison.request_id, poison.model.value_or(""), ""));
+                   output_headers(job, poison.request_id, poison.model.value_or(""), ""));
   }
   format::DeadLetterFacts facts;
   facts.error_class = poison.error_class;
@@ -1170,6 +1218,7 @@ void Pipeline::Impl::finish(Job& job) {
   Stream& stream = streams_[job.stream];
   --stream.inflight;
   jobs_.erase(job.id);  // `job` is gone from here on
+  start_backlog(stream);
   update_flow(stream);
 }
 
@@ -1272,6 +1321,13 @@ void Pipeline::Impl::shared_charge(const ProviderConfig& provider, std::int64_t 
   }
   // A lost correction leaves the shared limit slightly off until the buckets refill.
   run_shared_script(std::move(args), [](redis::RedisReply&&) {});
+}
+
+HeaderList Pipeline::Impl::output_headers(const Job& job, std::string_view request_id,
+                                          std::string_view model_version, std::string_view prompt_hash) {
+  HeaderList headers = format::response_headers(request_id, model_version, prompt_hash);
+  headers.insert(headers.end(), job.trace.begin(), job.trace.end());
+  return headers;
 }
 
 std::string Pipeline::Impl::redact(std::string_view text) const {

@@ -47,7 +47,8 @@ ProviderCall ProviderCall::from(http::Response&& response) {
 
 std::variant<http::Request, std::string> build_provider_request(const ProviderConfig& provider,
                                                                 const format::RequestEnvelope& request,
-                                                                std::chrono::milliseconds remaining) {
+                                                                std::chrono::milliseconds remaining,
+                                                                const HeaderList& trace) {
   http::Request out;
   out.unix_socket_path = provider.unix_socket;
   out.timeouts.connect = std::min(provider.connect_timeout, remaining);
@@ -83,6 +84,7 @@ std::variant<http::Request, std::string> build_provider_request(const ProviderCo
     if (!provider.api_key.empty()) out.headers.emplace_back("Authorization", "Bearer " + provider.api_key);
   }
   for (const auto& header : provider.extra_headers) out.headers.push_back(header);
+  out.headers.insert(out.headers.end(), trace.begin(), trace.end());
   return out;
 }
 

@@ -35,9 +35,11 @@ policy::TransportError to_policy_error(http::TransportError error) noexcept;
 /// auth and content headers, the body (mapped to Anthropic Messages for kind anthropic; OpenAI
 /// streams ask for usage), the attempt's timeouts bounded by `remaining` (time left before the
 /// request's deadline) and the Unix socket of a sidecar. Adds `x-request-id` so providers (and the
-/// mock) can correlate attempts. A string explains why the request cannot go to this provider.
+/// mock) can correlate attempts, and the request's W3C trace context (`trace`). A string explains
+/// why the request cannot go to this provider.
 std::variant<http::Request, std::string> build_provider_request(const ProviderConfig& provider,
                                                                 const format::RequestEnvelope& request,
-                                                                std::chrono::milliseconds remaining);
+                                                                std::chrono::milliseconds remaining,
+                                                                const HeaderList& trace = {});
 
 }  // namespace kafka_llm::pipeline
