@@ -31,9 +31,7 @@ def _build_dir() -> Path:
 def _ctest() -> str:
     found = shutil.which("ctest")
     if found is None:
-        pytest.fail(
-            "ctest (CMake) is not on PATH; it is needed to run the C++ tests", pytrace=False
-        )
+        pytest.fail("ctest (CMake) is not on PATH; it is needed to run the C++ tests", pytrace=False)
     return found
 
 

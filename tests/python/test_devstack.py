@@ -71,11 +71,7 @@ def _topic_ready(bootstrap: str, topic: str, timeout: float = 30.0) -> KafkaTopi
     while True:
         metadata = kafka_metadata(host, port, [topic])
         (found,) = metadata.topics
-        if (
-            found.error_code == 0
-            and found.partitions
-            and all(p.leader >= 0 for p in found.partitions)
-        ):
+        if found.error_code == 0 and found.partitions and all(p.leader >= 0 for p in found.partitions):
             return found
         assert time.monotonic() < deadline, f"topic {topic} not ready: {found}"
         time.sleep(0.2)
@@ -197,9 +193,7 @@ def test_redis_paused_does_not_answer_until_continued(stack_handle: Stack) -> No
     assert stack_handle.info.pids["redis"] == info.pids["redis"]
 
 
-def test_kafka_killed_and_restarted_keeps_its_port_and_topics(
-    stack_handle: Stack, unique_name: str
-) -> None:
+def test_kafka_killed_and_restarted_keeps_its_port_and_topics(stack_handle: Stack, unique_name: str) -> None:
     before = stack_handle.info
     created = _topic_ready(before.bootstrap_servers, unique_name)
     old_pid = before.pids["kafka"]
@@ -314,9 +308,7 @@ def test_cli_up_on_a_busy_port_fails_naming_the_part(tmp_path: Path, part: str) 
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = _cli(
-            "up", "--json", "--state-dir", str(tmp_path / "s"), f"--{part}-port", str(port)
-        )
+        result = _cli("up", "--json", "--state-dir", str(tmp_path / "s"), f"--{part}-port", str(port))
     assert result.returncode == 1
     assert result.stdout == ""
     assert f"{part} failed to start" in result.stderr

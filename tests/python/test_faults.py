@@ -100,7 +100,12 @@ def test_kill_9_mid_flight_then_restart_loses_nothing(
         calls_before = all_mock_calls(stack)
         stop_process(worker, signal.SIGKILL)
         answered_before = len(responses.ids())
-        print("DEBUG at kill: answered", answered_before, "provider calls", sum(calls_before.get(i, 0) for i in ids))
+        print(
+            "DEBUG at kill: answered",
+            answered_before,
+            "provider calls",
+            sum(calls_before.get(i, 0) for i in ids),
+        )
         worker = start_worker(config)
         responses.poll_until(lambda c: set(ids) <= c.ids(), 120, "every request after the restart")
     finally:

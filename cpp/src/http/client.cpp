@@ -5,10 +5,10 @@
 
 #include <algorithm>
 #include <array>
-#include <cstddef>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cstddef>
 #include <exception>
 #include <limits>
 #include <new>
