@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <charconv>
 #include <deque>
+#include <utility>
 
 #include "kafka_llm/common/errors.hpp"
 
@@ -323,6 +324,7 @@ void RedisClient::on_connected(const std::shared_ptr<Connection>& connection) {
       if (!reply.ok()) {
         if (connection->ctx != nullptr && connection->connected) {
           last_error_ = is_auth ? "Redis AUTH failed: " + reply.str : "Redis SELECT failed: " + reply.str;
+          drop_reason_ = last_error_;
           // Drop the connection outside hiredis' callback; it reconnects with backoff.
           asio::post(io_, [connection] {
             if (connection->ctx != nullptr) redisAsyncFree(connection->ctx);
@@ -339,7 +341,8 @@ void RedisClient::on_connected(const std::shared_ptr<Connection>& connection) {
 }
 
 void RedisClient::on_disconnected(const std::string& reason) {
-  last_error_ = reason;
+  // A connection dropped on purpose keeps the reason it was dropped for (e.g. a failed AUTH).
+  last_error_ = drop_reason_.empty() ? reason : std::exchange(drop_reason_, {});
   if (stopping_) return;
   schedule_reconnect();
 }
@@ -360,6 +363,7 @@ void RedisClient::check_timeouts() {
     if (connection_ && connection_->ctx != nullptr && connection_->connected && !connection_->sent.empty() &&
         Clock::now() - connection_->sent.front() > options_.command_timeout) {
       last_error_ = "Redis command timed out";
+      drop_reason_ = last_error_;
       redisAsyncFree(connection_->ctx);
     }
     check_timeouts();

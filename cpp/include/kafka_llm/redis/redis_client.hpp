@@ -87,6 +87,7 @@ class RedisClient {
   boost::asio::steady_timer watchdog_;
   std::chrono::milliseconds reconnect_delay_;
   std::string last_error_ = "not connected yet";
+  std::string drop_reason_;  ///< why the client itself is dropping the connection, if it is
   bool stopping_ = false;
   bool started_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
