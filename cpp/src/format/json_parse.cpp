@@ -19,8 +19,14 @@ std::string clean_parser_message(std::string_view what) {
   if (what.starts_with("parse error")) {
     if (const auto colon = what.find(": "); colon != std::string_view::npos) what.remove_prefix(colon + 2);
   }
-  std::string message(truncate_utf8(what, kMaxParserMessageBytes));
-  if (message.size() < what.size()) message.append("...");
+  // The quoted token ends where the parser gave up, which can be inside a multi-byte character
+  // ("last read: '\"caf\xC3'"): replace what is not UTF-8, so the message stays valid UTF-8 in
+  // JSON and in Kafka headers. Found by tests/fuzz/request_envelope_fuzzer.
+  const std::string_view kept = truncate_utf8(what, kMaxParserMessageBytes);
+  std::string message = sanitize_utf8(kept);
+  if (message.size() > kMaxParserMessageBytes)
+    message.resize(truncate_utf8(message, kMaxParserMessageBytes).size());
+  if (kept.size() < what.size()) message.append("...");
   return message;
 }
 

@@ -18,6 +18,13 @@ bool SseParser::charge(std::size_t line_bytes) {
   if (line_bytes <= options_.max_event_bytes && event_bytes_ <= options_.max_event_bytes - line_bytes)
     return true;
   error_ = SseError{"SSE event exceeds max_event_bytes " + std::to_string(options_.max_event_bytes)};
+  // A failed parser reads nothing more, so what it buffered is dropped: finish() then reports the
+  // same (nothing) however the stream was split, and the memory is returned at once. Before, the
+  // partial line kept whatever part of the failing line earlier chunks had delivered (found by
+  // tests/fuzz/sse_fuzzer).
+  std::string().swap(line_);
+  std::string().swap(data_);
+  event_type_.clear();
   return false;
 }
 

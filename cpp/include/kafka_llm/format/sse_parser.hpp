@@ -36,7 +36,8 @@ struct SseError {
   bool operator==(const SseError&) const = default;
 };
 
-/// What was left when the stream ended.
+/// What was left when the stream ended. Empty after a failure (the parser drops what it buffered
+/// when an event outgrows max_event_bytes).
 struct SseEnd {
   /// The event being built when the stream ended without the blank line that dispatches it, as it
   /// would have been dispatched (a final unterminated line counts as a line). The spec discards
