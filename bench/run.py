@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kafka_llm import _core
 from kafka_llm._paths import cache_dir
 from kafka_llm.devstack import Stack
-from kllm_bench import machine, report, scenarios
+from kllm_bench import machine, report, scenarios, workers
 
 SCENARIOS = {
     "1": ("overhead", scenarios.scenario_overhead),
@@ -78,7 +78,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    command = "python bench/run.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = " ".join(
+        ["python bench/run.py", shlex.join(argv if argv is not None else sys.argv[1:])]
+    ).strip()
     sizes = scenarios.Sizes.quick() if args.quick else scenarios.Sizes()
     if args.s1_handlers:
         sizes.s1_handlers = args.s1_handlers
@@ -130,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
             progress=say,
         )
         ctx.kafka_extra = dict(p.split("=", 1) for p in args.kafka_property)
+        # One build for the whole run, whatever happens to the shared virtualenv meanwhile.
+        results["package"] = workers.snapshot_package(Path(workdir) / "pkg")
+        ctx.pythonpath = results["package"]["pythonpath"]
+        say(f"core module: {results['package']['core_sha256']} built {results['package']['core_built']}")
         for number in args.chosen:
             key, run = SCENARIOS[number]
             t = time.monotonic()

@@ -341,7 +341,7 @@ def plot(results: dict[str, Any], path: Path) -> bool:
                 color=[colors["core"], colors["peer"]],
             )
             ax.axhline(ideal, color=colors["limit"], linestyle="--", label=f"ideal {ideal:.0f}/s")
-            ax.legend(loc="lower right", fontsize=8)
+            ax.legend(loc="upper right", fontsize=8)
             ax.set_title("2: requests/s, log-normal 1 s")
         elif name == "latency":
             rates = _get(sc, "latency", "settings", "rates") or []

@@ -85,6 +85,8 @@ class Context:
     progress: Callable[[str], None]
     counter: int = 0
     own_pids: set[int] = field(default_factory=set)
+    pythonpath: str | None = None
+    """Where the workers import kafka_llm from (a snapshot of the installed package)."""
     kafka_extra: dict[str, str] = field(default_factory=dict)
     """librdkafka properties added to the native worker's configuration (``--kafka-property``)."""
 
@@ -188,7 +190,7 @@ def run_load(
         max_attempts=max_attempts,
         kafka_extra=ctx.kafka_extra if kind == "core" else None,
     )
-    worker = WorkerProcess(kind, config, ctx.workdir, name)
+    worker = WorkerProcess(kind, config, ctx.workdir, name, pythonpath=ctx.pythonpath)
     load_before = load_average()
     worker.start()
     ctx.own_pids.add(worker.pid)
@@ -689,6 +691,8 @@ def scenario_service(ctx: Context, repeats: int) -> dict[str, Any]:
         port = free_port()
         env = {k_: v for k_, v in os.environ.items() if not k_.startswith(("KAFKA_", "REDIS_"))}
         env["KAFKA_LLM_AUTH_ENABLED"] = "false"
+        if ctx.pythonpath:
+            env["PYTHONPATH"] = ctx.pythonpath
         log_path = ctx.workdir / f"{name}.log"
         argv = [
             sys.executable,

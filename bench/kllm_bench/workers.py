@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +24,28 @@ KINDS: tuple[Kind, ...] = ("core", "peer")
 LABELS = {"core": "kafka-llm (C++ core)", "peer": "Python asyncio peer"}
 BENCH_DIR = Path(__file__).resolve().parent.parent
 PEER_SCRIPT = BENCH_DIR / "baselines" / "asyncio_worker.py"
+
+
+def snapshot_package(dest: Path, core_module: Path | None = None) -> dict[str, Any]:
+    """Copies the installed ``kafka_llm`` package to ``dest/kafka_llm`` (optionally with another
+    build of ``_core``) for the workers to import through PYTHONPATH: the whole run uses one build
+    even when the shared virtualenv is reinstalled meanwhile. Returns what was copied."""
+    import kafka_llm
+
+    source = Path(kafka_llm.__file__).resolve().parent
+    target = dest / "kafka_llm"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+    core = next(target.glob("_core.*.so"))
+    if core_module is not None:
+        shutil.copy2(core_module, core)
+    digest = hashlib.sha256(core.read_bytes()).hexdigest()
+    return {
+        "source": str(source),
+        "core_module": core.name,
+        "core_sha256": digest[:16],
+        "core_built": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(core.stat().st_mtime)),
+        "pythonpath": str(dest),
+    }
 
 
 def free_port() -> int:
@@ -74,9 +98,17 @@ class WorkerProcess:
     """One worker process: started, watched through /proc and /stats, stopped by its PID."""
 
     def __init__(
-        self, kind: Kind, config: dict[str, Any], workdir: Path, name: str, *, prefix: list[str] | None = None
+        self,
+        kind: Kind,
+        config: dict[str, Any],
+        workdir: Path,
+        name: str,
+        *,
+        prefix: list[str] | None = None,
+        pythonpath: str | None = None,
     ) -> None:
         self.kind = kind
+        self.pythonpath = pythonpath
         self.name = name
         self.config_path = workdir / f"{name}.yaml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -119,6 +151,8 @@ class WorkerProcess:
             for k, v in os.environ.items()
             if not k.startswith(("KAFKA_", "REDIS_", "REQUEST_", "RESPONSE_"))
         }
+        if self.pythonpath:
+            env["PYTHONPATH"] = self.pythonpath
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=env)
 
