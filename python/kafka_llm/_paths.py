@@ -5,20 +5,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
-
 
 def native_tool(name: str) -> Path:
     """Path of a native executable shipped in the wheel (``kafka_llm/_bin/<name>``).
 
-    ``KAFKA_LLM_BIN_DIR`` overrides the directory, e.g. to use a C++ dev build.
-    Raises FileNotFoundError naming the path that was looked at.
+    The tools are installed next to the native module, which in an editable install is not
+    where the Python sources are, so the path is taken from ``_core``. ``KAFKA_LLM_BIN_DIR``
+    overrides the directory, e.g. to use a C++ dev build. Raises FileNotFoundError naming the
+    path that was looked at.
     """
-    base = (
-        Path(os.environ["KAFKA_LLM_BIN_DIR"])
-        if os.environ.get("KAFKA_LLM_BIN_DIR")
-        else _PACKAGE_DIR / "_bin"
-    )
+    from kafka_llm import _core
+
+    override = os.environ.get("KAFKA_LLM_BIN_DIR")
+    base = Path(override) if override else Path(_core.__file__).resolve().parent / "_bin"
     path = base / name
     if not path.is_file():
         raise FileNotFoundError(
