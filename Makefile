@@ -90,3 +90,81 @@ format: venv
 
 clean:
 	rm -rf build $(VENV)
+
+# --- Sanitizers and fuzzing -----------------------------------------------------------------------
+# `make sanitize`: the C++ unit and integration tests under ASan+UBSan (build/asan) and under TSan
+# (build/tsan); the integration tests against a fresh local stack (scripts/with-stack.py) whose mock
+# provider is the same sanitized build. `make sanitize-ci`: the subset CI runs in bounded time.
+# `make fuzz` / `make fuzz-ci`: the libFuzzer targets in tests/fuzz (build/fuzz, clang).
+.PHONY: sanitize-ci sanitize-build-asan sanitize-build-tsan sanitize-unit-asan sanitize-unit-tsan \
+        sanitize-integration-asan sanitize-integration-tsan sanitize-pipeline-asan sanitize-pipeline-tsan \
+        fuzz fuzz-ci fuzz-build
+
+SAN_UNIT_TARGETS := kafka_llm_unit_tests
+SAN_INTEGRATION_TARGETS := kafka_llm_integration_tests kafka-llm-mock-provider
+SAN_JOBS ?= 2
+SAN_INTEGRATION_TIMEOUT ?= 900
+SAN_SUPPRESSIONS := $(CURDIR)/tests/cpp
+# Every report is fatal (UBSan is built with -fno-sanitize-recover=all as well). The suppression
+# files list third-party reports only, each with the reason.
+SAN_ENV_asan := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:strict_init_order=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+SAN_ENV_tsan := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(SAN_SUPPRESSIONS)/tsan.supp:print_suppressions=0
+# librdkafka uses C11 threads, which TSan does not intercept; the shim routes them through pthreads
+# (see tests/cpp/tsan_c11_threads.c). Preloaded into the tests only, not into the stack's processes.
+TSAN_C11_SHIM := build/tsan/libtsan_c11_threads.so
+SAN_RUN_asan :=
+SAN_RUN_tsan := env LD_PRELOAD=$(CURDIR)/$(TSAN_C11_SHIM)
+
+sanitize: sanitize-unit-asan sanitize-unit-tsan sanitize-integration-asan sanitize-integration-tsan \
+          sanitize-pipeline-asan sanitize-pipeline-tsan
+
+sanitize-ci: sanitize-unit-asan sanitize-unit-tsan sanitize-integration-asan
+
+# Each step builds only the executables it runs.
+sanitize-build-asan sanitize-build-tsan: sanitize-build-%: system-deps
+	cmake --preset $* >/dev/null
+	cmake --build --preset $* -j $(SAN_JOBS) --target $(SAN_UNIT_TARGETS) $(SAN_INTEGRATION_TARGETS)
+
+$(TSAN_C11_SHIM): tests/cpp/tsan_c11_threads.c
+	@mkdir -p $(@D)
+	cc -std=c11 -shared -fPIC -O1 -Wall -Wextra -Wpedantic -Werror -o $@ $< -lpthread
+
+sanitize-build-tsan sanitize-unit-tsan sanitize-integration-tsan sanitize-pipeline-tsan: $(TSAN_C11_SHIM)
+
+sanitize-unit-asan sanitize-unit-tsan: sanitize-unit-%: system-deps
+	cmake --preset $* >/dev/null
+	cmake --build --preset $* -j $(SAN_JOBS) --target $(SAN_UNIT_TARGETS)
+	$(SAN_ENV_$*) $(SAN_RUN_$*) ctest --preset $* -L unit -j $(SAN_JOBS) --no-tests=error
+
+sanitize-integration-asan sanitize-integration-tsan: sanitize-integration-%: install
+	cmake --preset $* >/dev/null
+	cmake --build --preset $* -j $(SAN_JOBS) --target $(SAN_INTEGRATION_TARGETS)
+	$(SAN_ENV_$*) $(PY) scripts/with-stack.py --bin-dir build/$*/cpp/tools \
+	  --timeout $(SAN_INTEGRATION_TIMEOUT) -- $(SAN_RUN_$*) ctest --preset $* -L integration --no-tests=error
+
+# The pipeline (cpp/src/pipeline, cpp/bindings) is driven only from Python: its tests run with the
+# extension built under the sanitizer (scripts/sanitize-pipeline.sh). Two tests are left out: they
+# assume keyless records spread over partitions, which librdkafka's sticky partitioner does not do
+# when producing is slowed down (per-worker counts [300, 0, 0]); they pass unsanitized.
+SAN_PIPELINE_PYTEST_ARGS ?= -k "not test_three_workers_in_one_group_share_the_load and not test_a_shared_rate_limit_holds_across_workers"
+
+sanitize-pipeline-asan sanitize-pipeline-tsan: sanitize-pipeline-%: install
+	$(SAN_ENV_$*) SAN_JOBS=$(SAN_JOBS) bash scripts/sanitize-pipeline.sh $* $(SAN_PIPELINE_PYTEST_ARGS)
+
+FUZZ_SECONDS ?= 300
+FUZZ_CI_SECONDS ?= 25
+FUZZ_TARGETS ?= request_envelope sse retry_after result_record
+
+fuzz-build: system-deps
+	cmake --preset fuzz >/dev/null
+	cmake --build --preset fuzz -j $(SAN_JOBS) --target kafka_llm_fuzzers
+
+# Grows build/fuzz/work/corpus/<target> across runs; crashes land in build/fuzz/work/artifacts/.
+fuzz: fuzz-build
+	bash tests/fuzz/run-fuzzers.sh build/fuzz/tests/fuzz $(FUZZ_SECONDS) build/fuzz/work $(FUZZ_TARGETS)
+
+# From the seed corpus only, so a CI run does not depend on earlier ones.
+fuzz-ci: fuzz-build
+	rm -rf build/fuzz/ci-work
+	bash tests/fuzz/run-fuzzers.sh build/fuzz/tests/fuzz $(FUZZ_CI_SECONDS) build/fuzz/ci-work $(FUZZ_TARGETS)
