@@ -72,11 +72,18 @@ def envelope(
 
 
 def produce(
-    stack: StackInfo, topic: str, values: list[bytes], keys: list[bytes | None] | None = None
+    stack: StackInfo,
+    topic: str,
+    values: list[bytes],
+    keys: list[bytes | None] | None = None,
+    spread_over: int = 0,
 ) -> None:
+    """Produces and waits for every acknowledgement. ``spread_over=N`` puts record i on partition
+    i % N (keyless records otherwise go to one partition per batch: the sticky partitioner)."""
     producer = k.producer(stack.bootstrap_servers)
     for i, value in enumerate(values):
-        producer.produce(topic, value, key=keys[i] if keys else None)
+        partition = i % spread_over if spread_over else -1
+        producer.produce(topic, value, key=keys[i] if keys else None, partition=partition)
     failures = producer.flush(30_000)
     assert failures == [], failures
 

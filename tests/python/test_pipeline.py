@@ -246,7 +246,7 @@ def test_three_workers_in_one_group_share_the_load(stack: StackInfo, unique_name
             stack,
             topics.requests,
             [json.dumps(envelope(i, request_id=i)).encode() for i in ids],
-            keys=None,
+            spread_over=6,
         )
         records = read_until(stack, topics.responses, lambda r: len(by_key(r)) >= len(ids))
         done = [w.stats()["requests_total"] for w in workers]
@@ -466,7 +466,12 @@ def test_a_shared_rate_limit_holds_across_workers(stack: StackInfo, unique_name:
         wait_for(lambda: all(w.stats()["assignment"] for w in workers), 60, "both workers to own a partition")
         ids = [f"{unique_name}-{i}" for i in range(32)]
         started = time.monotonic()
-        produce(stack, topics.requests, [json.dumps(envelope(i, request_id=i)).encode() for i in ids])
+        produce(
+            stack,
+            topics.requests,
+            [json.dumps(envelope(i, request_id=i)).encode() for i in ids],
+            spread_over=2,
+        )
         records = read_until(stack, topics.responses, lambda r: len(by_key(r)) >= len(ids))
         elapsed = time.monotonic() - started
         limited = sum(w.stats()["rate_limited"] for w in workers)
