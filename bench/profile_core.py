@@ -37,32 +37,54 @@ from kllm_bench.workers import WorkerProcess, snapshot_package, worker_config
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Where a symbol's instructions go, by the object it lives in or by its name (first match wins).
-AREAS: list[tuple[str, str]] = [
-    ("Kafka (librdkafka)", r"librdkafka"),
-    ("HTTP (libcurl)", r"libcurl|libnghttp2"),
-    ("Redis (hiredis)", r"libhiredis"),
-    ("TLS/crypto (OpenSSL)", r"libssl|libcrypto"),
-    ("compression (zstd/lz4/zlib)", r"libzstd|liblz4|libz\."),
-    ("allocation (malloc/free/new/delete)", r"malloc|free|calloc|realloc|operator new|operator delete|_int_"),
-    ("JSON (nlohmann parse/dump, json_util)", r"nlohmann|json_util|ObjectWriter|append_json"),
+# Where a symbol's instructions go: (area, "symbol" or "object", pattern); the first match wins.
+AREAS: list[tuple[str, str, str]] = [
     (
-        "kernel entry (syscalls in libc)",
-        r"epoll_|__libc_(recv|send|write|read)|syscall|__GI___(send|recv|write|read|poll)",
+        "allocation (malloc/free/new/delete)",
+        "symbol",
+        r"malloc|free|calloc|realloc|operator new|operator delete|_int_|arena",
     ),
-    ("string/memory (libc)", r"mem(cpy|move|set|cmp|chr)|str(len|cmp|chr)|__(memcpy|memmove|memset|strlen)"),
-    ("Boost.Asio", r"boost::asio"),
-    ("Python interpreter", r"libpython|python3|_Py|Py[A-Z]"),
-    ("pipeline / format / policy (kafka-llm)", r"kafka_llm::"),
+    ("JSON (nlohmann parse/dump)", "symbol", r"nlohmann"),
+    (
+        "JSON (kafka-llm writers, UTF-8 checks)",
+        "symbol",
+        r"json_util|ObjectWriter|append_json|utf8|scan_json|canonical",
+    ),
+    ("Kafka (librdkafka)", "object", r"librdkafka"),
+    ("HTTP (libcurl)", "object", r"libcurl|libnghttp2"),
+    ("Redis (hiredis)", "object", r"libhiredis"),
+    ("TLS/crypto (OpenSSL)", "object", r"libssl|libcrypto"),
+    ("compression", "object", r"libzstd|liblz4|libz\.|libsnappy"),
+    (
+        "string/memory copies (libc)",
+        "symbol",
+        r"mem(cpy|move|set|cmp|chr)|str(len|cmp|chr|ncmp)|__(memcpy|memmove|memset|strlen)",
+    ),
+    ("std::string/containers (libstdc++)", "symbol", r"basic_string|_Rb_tree|_Hashtable|vector<"),
+    ("formatting (printf/strtol)", "symbol", r"printf|strto|_IO_"),
+    ("Boost.Asio", "symbol", r"boost::asio"),
+    ("Python interpreter", "object", r"libpython|/python3\.\d+$|/bin/python"),
+    ("kafka-llm (named)", "symbol", r"kafka_llm::"),
+    ("kafka-llm core (unnamed)", "object", r"_core\.cpython"),
+    ("libc (other)", "object", r"libc\.so"),
 ]
+
+
+def split_symbol(entry: str) -> tuple[str, str]:
+    """``file:function [object]`` -> (function, object)."""
+    match = re.match(r"^(.*?)(?:\s+\[([^\]]+)\])?$", entry)
+    assert match is not None
+    name = match.group(1)
+    return name.split(":", 1)[1] if ":" in name else name, match.group(2) or ""
 
 
 def annotate(out_file: Path, inclusive: bool) -> str:
     result = subprocess.run(
         [
             "callgrind_annotate",
+            "--auto=no",
             f"--inclusive={'yes' if inclusive else 'no'}",
-            "--threshold=99.5",
+            "--threshold=100",
             str(out_file),
         ],
         capture_output=True,
@@ -97,9 +119,10 @@ def totals(text: str) -> int:
 
 def by_area(exclusive: list[tuple[int, str]]) -> dict[str, int]:
     areas: dict[str, int] = defaultdict(int)
-    for count, symbol in exclusive:
-        for area, pattern in AREAS:
-            if re.search(pattern, symbol):
+    for count, entry in exclusive:
+        symbol, obj = split_symbol(entry)
+        for area, where, pattern in AREAS:
+            if re.search(pattern, symbol if where == "symbol" else obj):
                 areas[area] += count
                 break
         else:
@@ -109,9 +132,8 @@ def by_area(exclusive: list[tuple[int, str]]) -> dict[str, int]:
 
 def by_object(exclusive: list[tuple[int, str]]) -> dict[str, int]:
     objects: dict[str, int] = defaultdict(int)
-    for count, symbol in exclusive:
-        match = re.search(r"\[([^\]]+)\]\s*$", symbol)
-        objects[Path(match.group(1)).name if match else "?"] += count
+    for count, entry in exclusive:
+        objects[Path(split_symbol(entry)[1]).name or "?"] += count
     return dict(sorted(objects.items(), key=lambda kv: -kv[1]))
 
 
@@ -120,6 +142,12 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--max-handlers", type=int, default=5000)
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "profile"))
+    parser.add_argument(
+        "--analyze-only",
+        type=int,
+        metavar="REQUESTS",
+        help="only re-read <out>/callgrind.out of an earlier run of REQUESTS finished requests",
+    )
     parser.add_argument(
         "--core-module",
         help="profile this build of _core*.so (e.g. an unstripped RelWithDebInfo one), not the installed one",
@@ -132,6 +160,9 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     raw = out / "callgrind.out"
+    if args.analyze_only:
+        analyze(raw, args.analyze_only, out)
+        return 0
     run_id = secrets.token_hex(3)
     with (
         Stack(cache_dir() / "dev" / f"profile-{run_id}", partitions=3, timeout=180) as stack,
@@ -193,10 +224,16 @@ def main() -> int:
             print(f"{finished}/{args.requests} finished under callgrind in {elapsed:.0f} s", flush=True)
         finally:
             worker.stop(timeout=300)
+    analyze(raw, finished, out)
+    return 0
+
+
+def analyze(raw: Path, finished: int, out: Path) -> None:
+    """Writes inclusive.txt, exclusive.txt and summary.json from a callgrind output file."""
     inclusive_text = annotate(raw, inclusive=True)
     exclusive_text = annotate(raw, inclusive=False)
-    (out / "inclusive.txt").write_text(inclusive_text)
-    (out / "exclusive.txt").write_text(exclusive_text)
+    (out / "inclusive.txt").write_text(_head(inclusive_text, 150))
+    (out / "exclusive.txt").write_text(_head(exclusive_text, 150))
     total = totals(exclusive_text)
     exclusive = parse_annotate(exclusive_text)
     summary: dict[str, Any] = {
@@ -218,7 +255,13 @@ def main() -> int:
     for area, per in summary["by_area_per_request"].items():
         print(f"  {per:>12,.0f}  {per * finished / total:6.1%}  {area}")
     print(f"wrote {out}/summary.json, inclusive.txt, exclusive.txt")
-    return 0
+
+
+def _head(text: str, entries: int) -> str:
+    """The annotate header and its first ``entries`` function lines (the files stay small)."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if "file:function" in line), 0)
+    return "\n".join(lines[: start + 2 + entries]) + "\n"
 
 
 def urllib_post(url: str, body: dict[str, Any]) -> Any:

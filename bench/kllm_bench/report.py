@@ -290,10 +290,13 @@ def markdown(results: dict[str, Any], command: str, plot_name: str | None) -> st
     ]
     for row in rows(results):
         lines.append("| " + " | ".join(row) + " |")
+    package = results.get("package") or {}
+    build = f", core module {package['core_sha256']} built {package['core_built']}" if package else ""
     lines += [
         "",
-        f"Revision {results.get('git', {}).get('commit', '')[:12]}; "
-        f"raw figures: `{results.get('json_name', '')}`.",
+        f"Revision {results.get('git', {}).get('commit', '')[:12]}{build} (one build for every worker "
+        f"of the run); raw figures: `{results.get('json_name', '')}`; where the core's time goes: "
+        "[`bench/PROFILE.md`](../PROFILE.md).",
     ]
     if plot_name:
         lines += ["", f"![benchmark plots]({plot_name})"]
