@@ -8,12 +8,16 @@
         info = stack.info  # bootstrap_servers, redis_url, provider_url, pids, ...
         stack.stop_part("kafka", signal.SIGKILL)
         stack.start_part("kafka")  # same port, same data
+
+In notebooks and scripts, ``use_stack()`` takes the stack the ``KAFKA_LLM_*`` environment names
+or starts one in a temporary directory; its ``stop()`` stops only what it started.
 """
 
 from __future__ import annotations
 
 from kafka_llm.devstack._part import DevStackError, PartStartError, Progress
 from kafka_llm.devstack.cli import register_cli
+from kafka_llm.devstack.lease import StackLease, use_stack
 from kafka_llm.devstack.stack import (
     PART_NAMES,
     PartName,
@@ -36,10 +40,12 @@ __all__ = [
     "Progress",
     "Stack",
     "StackInfo",
+    "StackLease",
     "StackStatus",
     "default_state_dir",
     "register_cli",
     "stack_status",
     "start_stack",
     "stop_stack",
+    "use_stack",
 ]
