@@ -97,15 +97,8 @@ def test_kill_9_mid_flight_then_restart_loses_nothing(
             ],
         )
         responses.poll_until(lambda c: len(c.ids()) >= 600, 90, "600 responses before the crash")
-        calls_before = all_mock_calls(stack)
         stop_process(worker, signal.SIGKILL)
         answered_before = len(responses.ids())
-        print(
-            "DEBUG at kill: answered",
-            answered_before,
-            "provider calls",
-            sum(calls_before.get(i, 0) for i in ids),
-        )
         worker = start_worker(config)
         responses.poll_until(lambda c: set(ids) <= c.ids(), 120, "every request after the restart")
     finally:
