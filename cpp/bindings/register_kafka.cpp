@@ -35,24 +35,38 @@ struct Record {
 };
 
 /// A blocking producer for tools and tests: produce() enqueues, flush() waits for every delivery
-/// report and returns the failures.
+/// report and returns the failures. A record produced with track=true also leaves its delivery
+/// (id, partition, offset, error) for take_deliveries(), for callers that need to know where each
+/// record landed; untracked records keep nothing.
 class BlockingProducer {
  public:
+  struct Delivery {
+    std::uint64_t id;
+    std::int32_t partition;
+    std::int64_t offset;
+    std::optional<std::string> error;
+  };
+
   explicit BlockingProducer(const kafka::Properties& props) : producer_(props) {}
 
-  void produce(const std::string& topic, const std::string& value, const std::optional<std::string>& key,
-               const HeaderList& headers, std::int32_t partition) {
+  /// Returns the record's delivery id (0 when not tracked).
+  std::uint64_t produce(const std::string& topic, const std::string& value,
+                        const std::optional<std::string>& key, const HeaderList& headers,
+                        std::int32_t partition, bool track) {
+    const std::uint64_t id = track ? ++next_id_ : 0;
     for (;;) {
       auto err = producer_.produce(
           topic, key ? std::optional<std::string_view>(*key) : std::nullopt, value, headers,
-          [this](const kafka::DeliveryReport& r) {
-            if (!r.ok()) {
-              std::lock_guard lock(mutex_);
-              failures_.push_back(r.error_message);
+          [this, id](const kafka::DeliveryReport& r) {
+            std::lock_guard lock(mutex_);
+            if (!r.ok()) failures_.push_back(r.error_message);
+            if (id != 0) {
+              deliveries_.push_back({id, r.partition, r.offset,
+                                     r.ok() ? std::nullopt : std::optional<std::string>(r.error_message)});
             }
           },
           partition);
-      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return id;
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
         throw KafkaError(std::string("produce failed: ") + rd_kafka_err2str(err));
       producer_.poll(50);
@@ -68,10 +82,18 @@ class BlockingProducer {
     return std::exchange(failures_, {});
   }
 
+  /// Deliveries of tracked records reported since the last call.
+  std::vector<Delivery> take_deliveries() {
+    std::lock_guard lock(mutex_);
+    return std::exchange(deliveries_, {});
+  }
+
  private:
   // Declared before the producer: its destructor still runs delivery callbacks that use them.
   std::mutex mutex_;
   std::vector<std::string> failures_;
+  std::vector<Delivery> deliveries_;
+  std::uint64_t next_id_ = 0;
   kafka::Producer producer_;
 };
 
@@ -131,6 +153,59 @@ class DeliveryProducer {
   kafka::Producer producer_;
 };
 
+/// The Python face of kafka::AdminClient: close() destroys the client, later calls raise.
+class AdminHandle {
+ public:
+  explicit AdminHandle(const kafka::Properties& props)
+      : client_(std::make_unique<kafka::AdminClient>(props)) {}
+
+  kafka::AdminClient& get() {
+    if (!client_) throw KafkaError("the admin client is closed");
+    return *client_;
+  }
+
+  void close() { client_.reset(); }
+
+ private:
+  std::unique_ptr<kafka::AdminClient> client_;
+};
+
+std::vector<kafka::NewTopic> new_topics(const std::vector<std::tuple<std::string, int>>& topics,
+                                        const std::map<std::string, std::string>& config) {
+  std::vector<kafka::NewTopic> list;
+  for (const auto& [name, partitions] : topics) {
+    kafka::NewTopic t{name, partitions, 1, {}};
+    for (const auto& [k, v] : config) t.config.emplace_back(k, v);
+    list.push_back(std::move(t));
+  }
+  return list;
+}
+
+using OffsetTuples = std::vector<std::tuple<std::string, std::int32_t, std::int64_t>>;
+using PartitionPairs = std::vector<std::pair<std::string, std::int32_t>>;
+
+std::vector<kafka::TopicPartition> from_tuples(const OffsetTuples& offsets) {
+  std::vector<kafka::TopicPartition> out;
+  out.reserve(offsets.size());
+  for (const auto& [topic, partition, offset] : offsets) out.push_back({topic, partition, offset});
+  return out;
+}
+
+std::vector<kafka::TopicPartition> from_pairs(const PartitionPairs& partitions) {
+  std::vector<kafka::TopicPartition> out;
+  out.reserve(partitions.size());
+  for (const auto& [topic, partition] : partitions) out.push_back({topic, partition});
+  return out;
+}
+
+std::vector<std::tuple<std::string, std::int32_t, std::int64_t>> to_tuples(
+    const std::vector<kafka::TopicPartition>& partitions) {
+  std::vector<std::tuple<std::string, std::int32_t, std::int64_t>> out;
+  out.reserve(partitions.size());
+  for (const auto& tp : partitions) out.emplace_back(tp.topic, tp.partition, tp.offset);
+  return out;
+}
+
 Record to_record(const kafka::Message& m) {
   std::optional<std::string> key;
   if (auto k = m.key()) key = std::string(*k);
@@ -172,18 +247,31 @@ void register_kafka(py::module_& m) {
       .def(
           "produce",
           [](BlockingProducer& p, const std::string& topic, const py::bytes& value, const py::object& key,
-             const std::vector<std::pair<std::string, py::bytes>>& headers, std::int32_t partition) {
+             const std::vector<std::pair<std::string, py::bytes>>& headers, std::int32_t partition,
+             bool track) {
             HeaderList h;
             for (const auto& [name, v] : headers) h.emplace_back(name, std::string(v));
             std::optional<std::string> k;
             if (!key.is_none()) k = key.cast<std::string>();
-            p.produce(topic, std::string(value), k, h, partition);
+            return p.produce(topic, std::string(value), k, h, partition, track);
           },
           py::arg("topic"), py::arg("value"), py::arg("key") = py::none(),
           py::arg("headers") = std::vector<std::pair<std::string, py::bytes>>{},
-          py::arg("partition") = RD_KAFKA_PARTITION_UA)
+          py::arg("partition") = RD_KAFKA_PARTITION_UA, py::arg("track") = false,
+          "Enqueues a record; returns its delivery id when track is true (else 0).")
       .def("flush", &BlockingProducer::flush, py::arg("timeout_ms") = 30000,
-           py::call_guard<py::gil_scoped_release>());
+           py::call_guard<py::gil_scoped_release>(),
+           "Waits for every delivery report; returns the error messages of failed records.")
+      .def(
+          "take_deliveries",
+          [](BlockingProducer& p) {
+            std::vector<std::tuple<std::uint64_t, std::int32_t, std::int64_t, std::optional<std::string>>>
+                out;
+            for (auto& d : p.take_deliveries())
+              out.emplace_back(d.id, d.partition, d.offset, std::move(d.error));
+            return out;
+          },
+          "(id, partition, offset, error or None) of each tracked record reported since the last call.");
 
   py::class_<DeliveryProducer>(m, "DeliveryProducer")
       .def(py::init([](const py::dict& props) {
@@ -253,10 +341,8 @@ void register_kafka(py::module_& m) {
           "Records until max_records arrived or timeout_ms passed (the GIL is released meanwhile).")
       .def(
           "commit",
-          [](kafka::Consumer& c,
-             const std::vector<std::tuple<std::string, std::int32_t, std::int64_t>>& offsets) {
-            std::vector<kafka::TopicPartition> list;
-            for (const auto& [t, p, o] : offsets) list.push_back({t, p, o});
+          [](kafka::Consumer& c, const OffsetTuples& offsets) {
+            auto list = from_tuples(offsets);
             py::gil_scoped_release release;
             if (auto err = c.commit(list, false); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
               throw KafkaError(std::string("commit failed: ") + rd_kafka_err2str(err));
@@ -265,24 +351,17 @@ void register_kafka(py::module_& m) {
           py::arg("offsets"))
       .def(
           "committed",
-          [](kafka::Consumer& c, const std::vector<std::pair<std::string, std::int32_t>>& partitions,
-             int timeout_ms) {
-            std::vector<kafka::TopicPartition> query;
-            for (const auto& [t, p] : partitions) query.push_back({t, p});
-            std::vector<std::tuple<std::string, std::int32_t, std::int64_t>> out;
+          [](kafka::Consumer& c, const PartitionPairs& partitions, int timeout_ms) {
+            auto query = from_pairs(partitions);
             py::gil_scoped_release release;
-            for (const auto& tp : c.committed(query, timeout_ms))
-              out.emplace_back(tp.topic, tp.partition, tp.offset);
-            return out;
+            return to_tuples(c.committed(query, timeout_ms));
           },
           py::arg("partitions"), py::arg("timeout_ms") = 5000,
           "The group's committed offsets (-1001 when none), without joining the group.")
       .def(
           "assign",
-          [](kafka::Consumer& c,
-             const std::vector<std::tuple<std::string, std::int32_t, std::int64_t>>& partitions) {
-            std::vector<kafka::TopicPartition> list;
-            for (const auto& [t, p, o] : partitions) list.push_back({t, p, o});
+          [](kafka::Consumer& c, const OffsetTuples& partitions) {
+            auto list = from_tuples(partitions);
             py::gil_scoped_release release;
             c.assign(list);
           },
@@ -307,6 +386,17 @@ void register_kafka(py::module_& m) {
           },
           py::arg("topic"), py::arg("partition"), py::arg("timeout_ms") = 5000,
           "The partition's (low, high) offsets, asked of the broker.")
+      .def(
+          "position",
+          [](kafka::Consumer& c, const PartitionPairs& partitions) {
+            auto list = kafka::to_rd_list(from_pairs(partitions));
+            if (auto err = rd_kafka_position(c.handle(), list.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR)
+              throw KafkaError(std::string("reading consumer positions failed: ") + rd_kafka_err2str(err));
+            return to_tuples(kafka::from_rd_list(list.get()));
+          },
+          py::arg("partitions"),
+          "The next offset this consumer will hand out per assigned partition (-1001 before the "
+          "first record).")
       .def("assignment",
            [](const kafka::Consumer& c) {
              std::vector<std::pair<std::string, std::int32_t>> out;
@@ -315,16 +405,113 @@ void register_kafka(py::module_& m) {
            })
       .def("close", &kafka::Consumer::close, py::call_guard<py::gil_scoped_release>());
 
+  py::class_<kafka::GroupMember>(m, "GroupMember")
+      .def_readonly("member_id", &kafka::GroupMember::member_id)
+      .def_readonly("client_id", &kafka::GroupMember::client_id)
+      .def_readonly("host", &kafka::GroupMember::host)
+      .def_property_readonly("assignment",
+                             [](const kafka::GroupMember& member) {
+                               std::vector<std::pair<std::string, std::int32_t>> out;
+                               for (const auto& tp : member.assignment)
+                                 out.emplace_back(tp.topic, tp.partition);
+                               return out;
+                             })
+      .def("__repr__", [](const kafka::GroupMember& member) {
+        return "<GroupMember " + member.client_id + " " + member.host + " " + member.member_id + ">";
+      });
+
+  py::class_<kafka::GroupDescription>(m, "GroupDescription")
+      .def_readonly("group_id", &kafka::GroupDescription::group_id)
+      .def_readonly("state", &kafka::GroupDescription::state)
+      .def_readonly("members", &kafka::GroupDescription::members)
+      .def("__repr__", [](const kafka::GroupDescription& group) {
+        return "<GroupDescription " + group.group_id + " " + group.state +
+               " members=" + std::to_string(group.members.size()) + ">";
+      });
+
+  py::class_<AdminHandle>(m, "AdminClient")
+      .def(py::init([](const py::dict& props) {
+             auto properties = to_properties(props);
+             py::gil_scoped_release release;
+             return std::make_unique<AdminHandle>(properties);
+           }),
+           py::arg("properties"))
+      .def(
+          "create_topics",
+          [](AdminHandle& admin, const std::vector<std::tuple<std::string, int>>& topics, int timeout_ms,
+             const std::map<std::string, std::string>& config) {
+            auto list = new_topics(topics, config);
+            py::gil_scoped_release release;
+            admin.get().create_topics(list, timeout_ms);
+          },
+          py::arg("topics"), py::arg("timeout_ms") = 30000,
+          py::arg("config") = std::map<std::string, std::string>{},
+          "Creates topics (name, partitions) and waits until their partitions have leaders; existing "
+          "topics are left as they are.")
+      .def(
+          "partition_count",
+          [](AdminHandle& admin, const std::string& topic, int timeout_ms) {
+            py::gil_scoped_release release;
+            return admin.get().partition_count(topic, timeout_ms);
+          },
+          py::arg("topic"), py::arg("timeout_ms") = 5000,
+          "The topic's partition count, -1 when it does not exist.")
+      .def(
+          "watermarks",
+          [](AdminHandle& admin, const std::string& topic, std::int32_t partition, int timeout_ms) {
+            py::gil_scoped_release release;
+            return admin.get().watermarks(topic, partition, timeout_ms);
+          },
+          py::arg("topic"), py::arg("partition"), py::arg("timeout_ms") = 5000,
+          "The partition's (low, high) offsets, asked of its leader.")
+      .def(
+          "offsets_for_times",
+          [](AdminHandle& admin, const OffsetTuples& query, int timeout_ms) {
+            auto list = from_tuples(query);
+            py::gil_scoped_release release;
+            return to_tuples(admin.get().offsets_for_times(list, timeout_ms));
+          },
+          py::arg("query"), py::arg("timeout_ms") = 5000,
+          "For each (topic, partition, epoch ms): the earliest offset whose record timestamp is at or "
+          "after that time, -1 when there is none.")
+      .def(
+          "describe_group",
+          [](AdminHandle& admin, const std::string& group, int timeout_ms) {
+            py::gil_scoped_release release;
+            return admin.get().describe_group(group, timeout_ms);
+          },
+          py::arg("group"), py::arg("timeout_ms") = 5000, "The group's state and active members.")
+      .def(
+          "committed_offsets",
+          [](AdminHandle& admin, const std::string& group, const PartitionPairs& partitions, int timeout_ms) {
+            auto list = from_pairs(partitions);
+            py::gil_scoped_release release;
+            return to_tuples(admin.get().committed_offsets(group, list, timeout_ms));
+          },
+          py::arg("group"), py::arg("partitions"), py::arg("timeout_ms") = 5000,
+          "The group's committed offsets (-1001 where it has none), whatever the group's state.")
+      .def(
+          "alter_committed_offsets",
+          [](AdminHandle& admin, const std::string& group, const OffsetTuples& offsets, int timeout_ms) {
+            auto list = from_tuples(offsets);
+            py::gil_scoped_release release;
+            admin.get().alter_committed_offsets(group, list, timeout_ms);
+          },
+          py::arg("group"), py::arg("offsets"), py::arg("timeout_ms") = 5000,
+          "Sets the group's committed offsets; the broker refuses while the group has active members.")
+      .def("close", &AdminHandle::close, py::call_guard<py::gil_scoped_release>(),
+           "Destroys the client (idempotent); later calls raise KafkaError.")
+      .def("__enter__", [](AdminHandle& admin) -> AdminHandle& { return admin; })
+      .def("__exit__", [](AdminHandle& admin, const py::args&) {
+        py::gil_scoped_release release;
+        admin.close();
+      });
+
   m.def(
       "create_topics",
       [](const py::dict& props, const std::vector<std::tuple<std::string, int>>& topics, int timeout_ms,
          const std::map<std::string, std::string>& config) {
-        std::vector<kafka::NewTopic> list;
-        for (const auto& [name, partitions] : topics) {
-          kafka::NewTopic t{name, partitions, 1, {}};
-          for (const auto& [k, v] : config) t.config.emplace_back(k, v);
-          list.push_back(std::move(t));
-        }
+        auto list = new_topics(topics, config);
         auto properties = to_properties(props);
         py::gil_scoped_release release;
         kafka::create_topics(properties, list, timeout_ms);

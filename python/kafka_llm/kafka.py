@@ -3,20 +3,26 @@ for tools, tests and notebooks (the pipeline itself never blocks)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
 
-from kafka_llm._core import Consumer, Producer, Record
+from kafka_llm._core import AdminClient, Consumer, GroupDescription, GroupMember, Producer, Record
 from kafka_llm._core import create_topics as _create_topics
 from kafka_llm._core import partition_count as _partition_count
 
 __all__ = [
+    "AdminClient",
     "Consumer",
+    "GroupDescription",
+    "GroupMember",
     "Producer",
     "Record",
+    "admin",
     "consumer",
     "create_topics",
     "partition_count",
     "producer",
+    "reader",
 ]
 
 
@@ -61,3 +67,18 @@ def consumer(
     props.setdefault("group.id", group)
     props.setdefault("auto.offset.reset", "earliest" if from_beginning else "latest")
     return Consumer(props, list(topics))
+
+
+def reader(bootstrap_servers: str, properties: Mapping[str, str] | None = None) -> Consumer:
+    """A consumer to ``assign()`` partitions to and read them (no consumer group): it gets a group id
+    of its own, because librdkafka polls only with one, but it never subscribes or commits, so the
+    group never appears on the broker."""
+    props = _props(bootstrap_servers, properties)
+    props["group.id"] = f"kafka-llm-reader-{uuid.uuid4().hex}"
+    return Consumer(props)
+
+
+def admin(bootstrap_servers: str, properties: Mapping[str, str] | None = None) -> AdminClient:
+    """An admin client (watermarks, offsets by time, consumer groups and their committed offsets).
+    Use it as a context manager, or call ``close()``."""
+    return AdminClient(_props(bootstrap_servers, properties))

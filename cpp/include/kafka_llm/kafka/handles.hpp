@@ -40,6 +40,16 @@ struct AdminOptionsDeleter {
 struct NewTopicDeleter {
   void operator()(rd_kafka_NewTopic_t* topic) const noexcept { rd_kafka_NewTopic_destroy(topic); }
 };
+struct ListConsumerGroupOffsetsDeleter {
+  void operator()(rd_kafka_ListConsumerGroupOffsets_t* request) const noexcept {
+    rd_kafka_ListConsumerGroupOffsets_destroy(request);
+  }
+};
+struct AlterConsumerGroupOffsetsDeleter {
+  void operator()(rd_kafka_AlterConsumerGroupOffsets_t* request) const noexcept {
+    rd_kafka_AlterConsumerGroupOffsets_destroy(request);
+  }
+};
 
 using KafkaPtr = std::unique_ptr<rd_kafka_t, KafkaDeleter>;
 using ConfPtr = std::unique_ptr<rd_kafka_conf_t, ConfDeleter>;
@@ -51,5 +61,9 @@ using ErrorPtr = std::unique_ptr<rd_kafka_error_t, ErrorDeleter>;
 using EventPtr = std::unique_ptr<rd_kafka_event_t, EventDeleter>;
 using AdminOptionsPtr = std::unique_ptr<rd_kafka_AdminOptions_t, AdminOptionsDeleter>;
 using NewTopicPtr = std::unique_ptr<rd_kafka_NewTopic_t, NewTopicDeleter>;
+using ListConsumerGroupOffsetsPtr =
+    std::unique_ptr<rd_kafka_ListConsumerGroupOffsets_t, ListConsumerGroupOffsetsDeleter>;
+using AlterConsumerGroupOffsetsPtr =
+    std::unique_ptr<rd_kafka_AlterConsumerGroupOffsets_t, AlterConsumerGroupOffsetsDeleter>;
 
 }  // namespace kafka_llm::kafka
