@@ -14,11 +14,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kafka-llm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from kafka_llm import bench_cli, devstack, mock_provider, service, worker
+    from kafka_llm import batch, bench_cli, devstack, dlq, mock_provider, replay, service, worker
 
     worker.register_cli(sub)
     devstack.register_cli(sub)
     mock_provider.register_cli(sub)
+    replay.register_cli(sub)
+    dlq.register_cli(sub)
+    batch.register_cli(sub)
     bench_cli.register_cli(sub)
     service.register_cli(sub)
     return parser

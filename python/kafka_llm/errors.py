@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from kafka_llm._core import ConfigError, KafkaError, KafkaLlmError, RedisError
 
-__all__ = ["ConfigError", "KafkaError", "KafkaLlmError", "RedisError", "config_error"]
+__all__ = ["ConfigError", "GroupActiveError", "KafkaError", "KafkaLlmError", "RedisError", "config_error"]
+
+
+class GroupActiveError(KafkaError):
+    """A consumer group's committed offsets cannot be changed because the group has active members
+    (the broker only accepts offset changes for an empty group). ``members`` describes them."""
+
+    def __init__(self, message: str, members: list[str]) -> None:
+        super().__init__(message)
+        self.members = members
 
 
 def config_error(key: str, reason: str) -> ConfigError:
