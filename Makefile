@@ -14,7 +14,7 @@ STAMPS := build/.stamps
 CPP_SOURCES := $(shell find cpp tests/cpp -type f \( -name '*.cpp' -o -name '*.hpp' -o -name CMakeLists.txt \) 2>/dev/null)
 PY_SOURCES := $(shell find python -type f -name '*.py*' 2>/dev/null)
 
-PY_DIRS := $(wildcard python service tests bench)
+PY_DIRS := $(wildcard python service tests bench notebooks)
 
 .PHONY: help demo test test-cpp test-python bench lint tidy format system-deps venv install cpp sanitize clean soak
 
