@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config ccache git
-  librdkafka-dev libcurl4-openssl-dev libhiredis-dev libboost1.81-dev nlohmann-json3-dev libssl-dev
+  librdkafka-dev libcurl4-openssl-dev libhiredis-dev libboost1.81-dev nlohmann-json3-dev libssl-dev libre2-dev
   libgtest-dev googletest
   redis-server postgresql
   default-jre-headless maven

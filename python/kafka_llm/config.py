@@ -7,6 +7,7 @@ key it is about. Secrets are read from the environment (``apiKeyEnv``) and never
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -66,6 +67,9 @@ class StreamSpec:
     responses_topic: str
     dlq_topic: str
     max_handlers: int = 5000
+    # The streaming-architecture features (DESIGN 8) as the core reads them: prompt, outputSchema or
+    # outputSchemaFile (an absolute path), redact, humanReview, dedupe {window_ms}.
+    features: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,17 @@ class Config:
     def to_core_json(self) -> str:
         document: dict[str, Any] = {
             "kafka": dict(self.kafka),
-            "streams": [vars(s) for s in self.streams],
+            "streams": [
+                {
+                    "group": s.group,
+                    "requests_topic": s.requests_topic,
+                    "responses_topic": s.responses_topic,
+                    "dlq_topic": s.dlq_topic,
+                    "max_handlers": s.max_handlers,
+                    **s.features,
+                }
+                for s in self.streams
+            ],
             "redis": {
                 "url": self.redis_url,
                 "key_prefix": self.redis_key_prefix,
@@ -223,7 +237,15 @@ _TOP = {
     "modelVersion", "maxRequestBytes", "commitInterval", "drainTimeout",
 }  # fmt: skip
 _MESSAGING = {"errorMaxBackoff", "streams"}
-_STREAM = {"requestsURL", "responsesURL", "dlqURL", "maxHandlers"}
+_STREAM = {
+    "requestsURL", "responsesURL", "dlqURL", "maxHandlers",
+    "prompt", "outputSchema", "outputSchemaFile", "redact", "humanReview", "dedupe",
+}  # fmt: skip
+_PROMPT = {"version", "system", "template"}
+_REDACT = {"emails", "phones", "cards", "patterns", "fields"}
+_PATTERN = {"name", "regex", "replacement"}
+_REVIEW = {"topic", "sampleRate"}
+_DEDUPE = {"window"}
 _REDIS = {"url", "resultTTL", "keyPrefix"}
 _PROVIDER = {
     "name", "kind", "baseURL", "apiKeyEnv", "apiKey", "unixSocket", "models", "headers", "rpm",
@@ -237,6 +259,78 @@ _BUILTIN_PROVIDERS = {
 }
 
 
+def _stream_features(s: _Section, base_dir: Path) -> dict[str, Any]:
+    """The features of one stream, checked for shape here; the core compiles the templates,
+    regular expressions (RE2) and schemas and names the key of anything it rejects."""
+    out: dict[str, Any] = {}
+    if s.get("prompt") is not None:
+        p = _Section(s.get("prompt"), s.key("prompt"), _PROMPT)
+        out["prompt"] = {
+            "version": p.string("version", required=True),
+            "system": p.string("system"),
+            "template": p.string("template"),
+        }
+    schema, schema_file = s.get("outputSchema"), s.get("outputSchemaFile")
+    if schema is not None and schema_file is not None:
+        raise config_error(
+            s.key("outputSchemaFile"), "give either outputSchema or outputSchemaFile, not both"
+        )
+    if schema is not None:
+        if not isinstance(schema, Mapping | bool):
+            raise config_error(s.key("outputSchema"), "must be a JSON schema (a mapping)")
+        try:
+            out["outputSchema"] = json.loads(json.dumps(schema))
+        except (TypeError, ValueError) as e:
+            raise config_error(s.key("outputSchema"), f"must be plain JSON: {e}") from e
+    if schema_file is not None:
+        out["outputSchemaFile"] = str(base_dir / s.string("outputSchemaFile", required=True))
+    if s.get("redact") is not None:
+        r = _Section(s.get("redact"), s.key("redact"), _REDACT)
+        patterns_raw = r.get("patterns") or []
+        if not isinstance(patterns_raw, list):
+            raise config_error(r.key("patterns"), "must be a list of {name, regex, replacement}")
+        patterns: list[dict[str, str]] = []
+        for i, item in enumerate(patterns_raw):
+            pattern = _Section(item, f"{r.key('patterns')}[{i}]", _PATTERN)
+            name = pattern.string("name", required=True)
+            if any(name == earlier["name"] for earlier in patterns):
+                raise config_error(pattern.key("name"), f"duplicate pattern name {name!r}")
+            patterns.append(
+                {
+                    "name": name,
+                    "regex": pattern.string("regex", required=True),
+                    "replacement": pattern.string("replacement"),
+                }
+            )
+        fields = r.get("fields") or []
+        if not isinstance(fields, list) or not all(isinstance(f, str) and f for f in fields):
+            raise config_error(r.key("fields"), "must be a list of JSON field names")
+        out["redact"] = {
+            "emails": r.boolean("emails", False),
+            "phones": r.boolean("phones", False),
+            "cards": r.boolean("cards", False),
+            "patterns": patterns,
+            "fields": fields,
+        }
+    if s.get("humanReview") is not None:
+        h = _Section(s.get("humanReview"), s.key("humanReview"), _REVIEW)
+        rate = h.get("sampleRate")
+        if rate is None:
+            raise config_error(h.key("sampleRate"), "is required")
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+            raise config_error(h.key("sampleRate"), f"must be a number between 0 and 1, got {rate!r}")
+        out["humanReview"] = {"topic": h.string("topic", required=True), "sampleRate": float(rate)}
+    if s.get("dedupe") is not None:
+        d = _Section(s.get("dedupe"), s.key("dedupe"), _DEDUPE)
+        if d.get("window") is None:
+            raise config_error(d.key("window"), "is required")
+        window_ms = d.duration("window", 0)
+        if window_ms <= 0:
+            raise config_error(d.key("window"), "must be longer than 0")
+        out["dedupe"] = {"window_ms": window_ms}
+    return out
+
+
 def load_config(
     source: str | Path | Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
@@ -244,12 +338,14 @@ def load_config(
     """Reads a YAML file (path), a mapping, or nothing (environment only), then applies the
     environment variables of the original event backend. Raises ConfigError naming the key."""
     env = os.environ if env is None else env
+    base_dir = Path.cwd()  # outputSchemaFile is relative to the config file, else to here
     if source is None:
         raw: Any = {}
     elif isinstance(source, Mapping):
         raw = source
     else:
         path = Path(source)
+        base_dir = path.resolve().parent
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as e:
@@ -272,27 +368,25 @@ def load_config(
         dlq_url = s.string("dlqURL")
         dlq = _kafka_url(dlq_url, s.key("dlqURL"), False)[1] if dlq_url else f"{requests}.dlq"
         handlers = int(s.number("maxHandlers", 5000, minimum=1))
-        streams.append(StreamSpec(group, requests, responses, dlq, handlers))
+        streams.append(StreamSpec(group, requests, responses, dlq, handlers, _stream_features(s, base_dir)))
     if env.get("REQUEST_TOPIC") or env.get("KAFKA_GROUP_ID") or not streams:
         base = streams[0] if streams else StreamSpec("kafka-llm", "llm.requests", "llm.responses", "llm.dlq")
         streams = [
-            StreamSpec(
-                env.get("KAFKA_GROUP_ID", base.group),
-                env.get("REQUEST_TOPIC", base.requests_topic),
-                env.get("RESPONSE_TOPIC", base.responses_topic),
-                env.get("DLQ_TOPIC", base.dlq_topic),
-                base.max_handlers,
+            dataclasses.replace(
+                base,
+                group=env.get("KAFKA_GROUP_ID", base.group),
+                requests_topic=env.get("REQUEST_TOPIC", base.requests_topic),
+                responses_topic=env.get("RESPONSE_TOPIC", base.responses_topic),
+                dlq_topic=env.get("DLQ_TOPIC", base.dlq_topic),
             ),
             *streams[1:],
         ]
     elif env.get("RESPONSE_TOPIC") or env.get("DLQ_TOPIC"):
         s0 = streams[0]
-        streams[0] = StreamSpec(
-            s0.group,
-            s0.requests_topic,
-            env.get("RESPONSE_TOPIC", s0.responses_topic),
-            env.get("DLQ_TOPIC", s0.dlq_topic),
-            s0.max_handlers,
+        streams[0] = dataclasses.replace(
+            s0,
+            responses_topic=env.get("RESPONSE_TOPIC", s0.responses_topic),
+            dlq_topic=env.get("DLQ_TOPIC", s0.dlq_topic),
         )
 
     kafka_raw = top.get("kafka") or {}

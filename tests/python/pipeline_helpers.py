@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,8 +38,10 @@ def make_config(
     max_handlers: int = 200,
     providers: list[dict[str, Any]] | None = None,
     retry: Mapping[str, Any] | None = None,
+    stream_extra: Mapping[str, Any] | None = None,
     **top: Any,
 ) -> Config:
+    """``stream_extra`` adds keys to the stream entry (prompt, redact, outputSchema, ...)."""
     document: dict[str, Any] = {
         "messaging": {
             "errorMaxBackoff": "5s",
@@ -48,6 +51,7 @@ def make_config(
                     "responsesURL": f"kafka://{topics.responses}",
                     "dlqURL": f"kafka://{topics.dlq}",
                     "maxHandlers": max_handlers,
+                    **(stream_extra or {}),
                 }
             ],
         },
@@ -254,6 +258,15 @@ def all_mock_calls(stack: StackInfo) -> dict[str, int]:
     with urllib.request.urlopen(f"{stack.provider_base}/stats", timeout=10) as response:
         stats = json.load(response)
     return {str(key): int(value) for key, value in stats["by_request_id"].items()}
+
+
+def mock_request_bodies(stack: StackInfo, request_id: str) -> list[dict[str, Any]]:
+    """The bodies the mock provider received for ``request_id`` (requests that carried
+    ``"mock": {"record_body": true}``), oldest first."""
+    url = f"{stack.provider_base}/stats?request_id={urllib.parse.quote(request_id)}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        stats = json.load(response)
+    return [json.loads(body) for body in stats["bodies"]]
 
 
 def mock_admin(stack: StackInfo, **knobs: Any) -> None:

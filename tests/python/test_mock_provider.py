@@ -292,6 +292,58 @@ def test_default_max_tokens_and_length_finish(mock: MockProvider) -> None:
     assert cut["usage"]["completion_tokens"] == 3
 
 
+def test_mock_content_replaces_the_echo_in_every_api(mock: MockProvider) -> None:
+    text = '{"label": "pos", "score": 0.9}'
+    chat = call(mock.port, "POST", "/v1/chat/completions", chat_body("x", mock={"content": text})).json()
+    assert chat["choices"][0]["message"]["content"] == text
+    assert chat["usage"]["completion_tokens"] == 4
+    completion = call(
+        mock.port, "POST", "/v1/completions", {"model": "m", "prompt": "p", "mock": {"content": "a  b"}}
+    ).json()
+    assert completion["choices"][0]["text"] == "a b"  # words joined by single spaces
+    stream = call(
+        mock.port, "POST", "/v1/chat/completions", chat_body("x", stream=True, mock={"content": text})
+    )
+    chunks = [json.loads(e) for e in sse_data(stream.body)[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]) == text
+    messages = call(
+        mock.port,
+        "POST",
+        "/v1/messages",
+        {
+            "model": "m",
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": "x"}],
+            "mock": {"content": "ok"},
+        },
+    ).json()
+    assert messages["content"][0]["text"] == "ok"
+    bad = call(mock.port, "POST", "/v1/chat/completions", chat_body("x", mock={"content": 5}))
+    assert bad.status == 400 and "mock.content" in bad.json()["error"]["message"]
+
+
+def test_record_body_keeps_what_the_provider_received(start_mock: Any) -> None:
+    port = start_mock().port
+    first = chat_body("secret", mock={"record_body": True})
+    call(port, "POST", "/v1/chat/completions", first, {"x-request-id": "r1"})
+    call(
+        port,
+        "POST",
+        "/v1/chat/completions",
+        chat_body("again", mock={"record_body": True}),
+        {"x-request-id": "r1"},
+    )
+    call(port, "POST", "/v1/chat/completions", chat_body("not kept"), {"x-request-id": "r2"})
+    one = call(port, "GET", "/stats?request_id=r1").json()
+    assert one["count"] == 2
+    assert [json.loads(b)["messages"][0]["content"] for b in one["bodies"]] == ["secret", "again"]
+    assert call(port, "GET", "/stats?request_id=r2").json()["bodies"] == []
+    bad = call(port, "POST", "/v1/chat/completions", chat_body("x", mock={"record_body": "yes"}))
+    assert bad.status == 400 and "mock.record_body" in bad.json()["error"]["message"]
+    call(port, "POST", "/stats/reset")
+    assert call(port, "GET", "/stats?request_id=r1").json() == {"request_id": "r1", "count": 0, "bodies": []}
+
+
 def test_completion_shape(mock: MockProvider) -> None:
     resp = call(
         mock.port,
@@ -822,7 +874,7 @@ def test_stats_count_per_request_id_and_reset(start_mock: Any) -> None:
     assert stats["by_request_id"] == {"alpha": 3, "": 1, "beta": 1}
     assert stats["by_fault"] == {"500": 1}
     one = call(port, "GET", "/stats?request_id=alpha").json()
-    assert one == {"request_id": "alpha", "count": 3}
+    assert one == {"request_id": "alpha", "count": 3, "bodies": []}
     assert call(port, "GET", "/stats?request_id=never").json()["count"] == 0
 
     assert call(port, "POST", "/stats/reset").status == 200

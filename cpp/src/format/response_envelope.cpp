@@ -15,6 +15,7 @@ std::string serialize_response(const ResponseEnvelope& response) {
   object.optional_string("model", response.model);
   object.integer("attempts", response.attempts);
   object.number("latency_ms", response.latency_ms);
+  if (response.prompt_version) object.string("prompt_version", *response.prompt_version);
   object.close();
   return out;
 }

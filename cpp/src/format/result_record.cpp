@@ -134,6 +134,7 @@ std::string serialize_result(const ResultRecord& record) {
   }
   object.integer("created_ms", record.created_ms);
   object.integer("updated_ms", record.updated_ms);
+  if (record.prompt_version) object.string("prompt_version", *record.prompt_version);
   object.close();
   return out;
 }
@@ -198,6 +199,7 @@ FormatResult<ResultRecord> parse_result(std::string_view text) {
   }
   if (auto e = reader.integer("created_ms", record.created_ms)) return *e;
   if (auto e = reader.integer("updated_ms", record.updated_ms)) return *e;
+  if (auto e = reader.string("prompt_version", record.prompt_version)) return *e;
 
   // Last, and by move: the body is the largest member.
   if (auto it = doc.find("body"); it != doc.end()) record.body = std::move(*it);

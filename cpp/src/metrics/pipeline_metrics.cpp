@@ -91,6 +91,16 @@ void PipelineMetrics::cache_hit() {
   ++cache_hits_;
 }
 
+void PipelineMetrics::redactions(const std::string& stream, const std::string& rule, std::uint64_t count) {
+  std::lock_guard lock(mutex_);
+  redactions_[{stream, rule}] += count;
+}
+
+void PipelineMetrics::human_review(const std::string& stream) {
+  std::lock_guard lock(mutex_);
+  ++human_review_[stream];
+}
+
 void PipelineMetrics::rebalance() {
   std::lock_guard lock(mutex_);
   ++rebalances_;
@@ -153,6 +163,10 @@ nlohmann::json PipelineMetrics::snapshot() const {
   out["tokens"] = {{"input", in}, {"output", out_tokens}};
   out["rate_limited"] = rate_limited_;
   out["cache_hits"] = cache_hits_;
+  nlohmann::json redactions = nlohmann::json::object();
+  for (const auto& [key, count] : redactions_) redactions[key.first][key.second] = count;
+  out["redactions"] = std::move(redactions);
+  out["human_review"] = human_review_;
   out["rebalances"] = rebalances_;
   out["consumed"] = consumed_;
   out["inflight"] = inflight_;
@@ -202,6 +216,17 @@ std::string PipelineMetrics::prometheus() const {
   for (const auto& [key, value] : lag_) {
     out << "kafka_llm_consumer_lag{topic=\"" << escape_label(key.first) << "\",partition=\"" << key.second
         << "\"} " << value << "\n";
+  }
+  out << "# HELP kafka_llm_redactions_total PII replacements before provider calls, by rule.\n"
+         "# TYPE kafka_llm_redactions_total counter\n";
+  for (const auto& [key, count] : redactions_) {
+    out << "kafka_llm_redactions_total{stream=\"" << escape_label(key.first) << "\",rule=\""
+        << escape_label(key.second) << "\"} " << count << "\n";
+  }
+  out << "# HELP kafka_llm_human_review_total Outputs sampled to the human-review topic.\n"
+         "# TYPE kafka_llm_human_review_total counter\n";
+  for (const auto& [stream, count] : human_review_) {
+    out << "kafka_llm_human_review_total{stream=\"" << escape_label(stream) << "\"} " << count << "\n";
   }
   out << "# TYPE kafka_llm_rebalances_total counter\nkafka_llm_rebalances_total " << rebalances_ << "\n";
   out << "# TYPE kafka_llm_paused_partitions gauge\nkafka_llm_paused_partitions " << paused_partitions_

@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <cctype>
 #include <deque>
 #include <future>
 #include <iostream>
@@ -17,6 +18,10 @@
 #include <unordered_map>
 
 #include "kafka_llm/common/errors.hpp"
+#include "kafka_llm/features/dedupe.hpp"
+#include "kafka_llm/features/output_check.hpp"
+#include "kafka_llm/features/request_preparation.hpp"
+#include "kafka_llm/features/review_sampling.hpp"
 #include "kafka_llm/format/anthropic_mapping.hpp"
 #include "kafka_llm/format/anthropic_stream.hpp"
 #include "kafka_llm/format/dead_letter.hpp"
@@ -100,6 +105,12 @@ struct Job {
   std::optional<format::RequestEnvelope> request;
   const ProviderConfig* provider = nullptr;
   std::string model_version;
+  std::string prompt_version;  ///< the stream's prompt template version once applied, else ""
+  std::string dedupe_key;      ///< the Redis key of this prompt when the stream dedupes
+  std::string dedupe_holder;   ///< the earlier request holding dedupe_key
+  std::string dedupe_of;       ///< the earlier request whose result this one was served
+  int dedupe_polls = 0;
+  std::optional<std::string> rejected_output;  ///< model output that failed the output schema
   int attempts = 0;
   int malformed = 0;
   SteadyClock::time_point first_attempt;
@@ -173,6 +184,11 @@ class Pipeline::Impl {
 
   // A request's life.
   void claim(Job& job);
+  // Dedupe (cost control): one provider call per prompt within the stream's window.
+  void deduplicate(Job& job);
+  void look_up_dedupe_holder(Job& job);
+  void take_over_dedupe(Job& job);
+  void serve_deduplicated(Job& job, format::ResultRecord earlier);
   void dispatch(Job& job);
   void start_attempt(Job& job);
   void on_attempt_done(std::uint64_t job_id, ProviderCall&& call);
@@ -187,6 +203,9 @@ class Pipeline::Impl {
   using AfterStore = std::function<void(Job&, const format::ResultRecord* already_done)>;
   void store_result(std::uint64_t job_id, std::string key, std::string value, AfterStore then);
   void publish_stored(Job& job, const format::ResultRecord& record);
+  /// Produces a copy of a successful response to the stream's human-review topic when the
+  /// request id is sampled (an output like the response: it holds the record unfinished until acked).
+  void send_for_review(Job& job, const std::string& response, const HeaderList& headers);
   struct Output {
     std::string topic;
     std::optional<std::string> key;
@@ -209,8 +228,11 @@ class Pipeline::Impl {
                                                  std::int64_t tokens) const;
   std::vector<std::string> shared_keys(const ProviderConfig& provider) const;
   std::string redact(std::string_view text) const;
+  /// A failed request's dead-letter headers (DESIGN 3.4) plus model_version, prompt_hash,
+  /// prompt_version and, for a schema violation, the rejected model output.
+  HeaderList dead_letter_headers(const Job& job, const format::DeadLetterFacts& facts) const;
   /// The headers of every output record: request_message_id, model_version, prompt_hash, then
-  /// the request's trace context.
+  /// prompt_version and x-dedupe-of when they apply, then the request's trace context.
   static HeaderList output_headers(const Job& job, std::string_view request_id,
                                    std::string_view model_version, std::string_view prompt_hash);
 
@@ -648,6 +670,17 @@ void Pipeline::Impl::begin_job(Job& ref) {
     ref.provider = config_.route_model(ref.request->model);
   }
   ref.model_version = config_.model_version.empty() ? ref.request->model : config_.model_version;
+  const StreamConfig& stream = streams_[ref.stream].config;
+  if (stream.prompt || stream.redactor) {
+    features::RedactionCounts redactions;
+    if (auto error =
+            features::prepare_request(*ref.request, stream.prompt.get(), stream.redactor.get(), redactions)) {
+      fail(ref, ErrorClass::kNonRetryable, 400, *error);
+      return;
+    }
+    for (const auto& [rule, count] : redactions) metrics_.redactions(stream.requests_topic, rule, count);
+    if (stream.prompt) ref.prompt_version = stream.prompt->version();
+  }
   claim(ref);
 }
 
@@ -683,8 +716,104 @@ void Pipeline::Impl::claim(Job& job) {
                         return;
                       }
                     }
-                    dispatch(*j);
+                    deduplicate(*j);
                   });
+}
+
+void Pipeline::Impl::deduplicate(Job& job) {
+  const StreamConfig& stream = streams_[job.stream].config;
+  // Streamed requests want their tokens: they are never served from another request's result.
+  if (!stream.dedupe_window || job.request->stream) {
+    dispatch(job);
+    return;
+  }
+  job.dedupe_key = features::dedupe_key(config_.redis.key_prefix, stream.group, job.request->prompt_hash,
+                                        job.request->model, job.provider->name);
+  const std::string window = std::to_string(stream.dedupe_window->count());
+  redis_->command(
+      {"EVAL", features::kDedupeClaimScript, "1", job.dedupe_key, job.request->request_id, window},
+      [this, id = job.id](redis::RedisReply&& reply) {
+        Job* j = find_job(id);
+        if (j == nullptr) return;
+        // Dedupe saves cost but is not needed for correctness: without Redis, call.
+        if (!reply.ok() || reply.type != redis::RedisReply::Type::kString) {
+          dispatch(*j);
+          return;
+        }
+        j->dedupe_holder = reply.str;
+        look_up_dedupe_holder(*j);
+      });
+}
+
+void Pipeline::Impl::look_up_dedupe_holder(Job& job) {
+  const std::string key = format::result_key(config_.redis.key_prefix, job.dedupe_holder);
+  redis_->command({"GET", key}, [this, id = job.id](redis::RedisReply&& reply) {
+    Job* j = find_job(id);
+    if (j == nullptr) return;
+    if (!reply.ok()) {
+      dispatch(*j);
+      return;
+    }
+    std::optional<format::ResultRecord> earlier;
+    if (reply.type == redis::RedisReply::Type::kString) {
+      auto stored = format::parse_result(reply.str);
+      if (auto* record = std::get_if<format::ResultRecord>(&stored)) earlier = std::move(*record);
+    }
+    switch (features::decide_dedupe(earlier ? &*earlier : nullptr)) {
+      case features::DedupeAction::kServe:
+        serve_deduplicated(*j, std::move(*earlier));
+        return;
+      case features::DedupeAction::kWait: {
+        // Bounded by the request's deadline; then the provider is called after all.
+        const auto delay = features::dedupe_poll_delay(j->dedupe_polls++);
+        if (SteadyClock::now() + delay >= j->received + config_.retry.request_timeout) {
+          take_over_dedupe(*j);
+          return;
+        }
+        after(*j, delay, [this](Job& again) { look_up_dedupe_holder(again); });
+        return;
+      }
+      case features::DedupeAction::kCallProvider:
+        take_over_dedupe(*j);
+        return;
+    }
+  });
+}
+
+void Pipeline::Impl::take_over_dedupe(Job& job) {
+  // Later duplicates follow this request instead of the failed or vanished one.
+  const std::string window = std::to_string(streams_[job.stream].config.dedupe_window->count());
+  redis_->command({"SET", job.dedupe_key, job.request->request_id, "PX", window}, [](redis::RedisReply&&) {});
+  job.dedupe_holder.clear();
+  dispatch(job);
+}
+
+void Pipeline::Impl::serve_deduplicated(Job& job, format::ResultRecord earlier) {
+  const auto& request = *job.request;
+  job.dedupe_of = std::move(job.dedupe_holder);
+  job.dedupe_holder.clear();
+  format::ResultRecord record = std::move(earlier);
+  record.status = format::ResultStatus::kDone;
+  record.request_id = request.request_id;
+  record.error = std::nullopt;
+  record.status_code = 200;
+  record.attempts = 0;
+  record.latency_ms = 0.0;
+  record.created_ms = job.created_ms;
+  record.updated_ms = now_ms();
+  record.prompt_version =
+      job.prompt_version.empty() ? std::nullopt : std::optional<std::string>(job.prompt_version);
+  auto serialized = format::serialize_result(record);
+  store_result(job.id, format::result_key(config_.redis.key_prefix, request.request_id),
+               std::move(serialized),
+               [this, record = std::move(record)](Job& j, const format::ResultRecord* already_done) {
+                 publish_stored(j, already_done != nullptr ? *already_done : record);
+               });
+  metrics_.cache_hit();
+  metrics_.request_finished(streams_[job.stream].config.requests_topic, job.provider->name, request.model,
+                            "deduplicated", micros_since(job.received));
+  job.finished = true;
+  if (job.outputs_pending == 0) finish(job);
 }
 
 void Pipeline::Impl::dispatch(Job& job) {
@@ -973,10 +1102,19 @@ void Pipeline::Impl::succeed(Job& job, nlohmann::json body) {
       shared_charge(*job.provider, 0, delta);
     }
   }
+  if (const auto& schema = stream.config.output_schema;
+      schema && request.endpoint != format::Endpoint::kEmbeddings) {
+    if (auto violation = features::check_output(*schema, record.output)) {
+      job.rejected_output = record.output.value_or("");
+      fail(job, ErrorClass::kSchemaViolation, 422, *violation);
+      return;
+    }
+  }
+  if (!job.prompt_version.empty()) record.prompt_version = job.prompt_version;
   auto serialized = format::serialize_result(record);
-  auto response = std::make_shared<format::ResponseEnvelope>(
-      format::ResponseEnvelope{request.metadata, 200, std::move(record.body), request.request_id,
-                               job.provider->name, request.model, job.attempts, latency_ms});
+  auto response = std::make_shared<format::ResponseEnvelope>(format::ResponseEnvelope{
+      request.metadata, 200, std::move(record.body), request.request_id, job.provider->name, request.model,
+      job.attempts, latency_ms, record.prompt_version});
   store_result(job.id, format::result_key(config_.redis.key_prefix, request.request_id),
                std::move(serialized), [this, response](Job& j, const format::ResultRecord* already_done) {
                  if (already_done != nullptr) {
@@ -986,14 +1124,15 @@ void Pipeline::Impl::succeed(Job& job, nlohmann::json body) {
                  const auto& req = *j.request;
                  const auto& topic = streams_[j.stream].config.responses_topic;
                  HeaderList headers = output_headers(j, req.request_id, j.model_version, req.prompt_hash);
+                 const std::string value = format::serialize_response(*response);
+                 send_for_review(j, value, headers);
                  if (req.stream) {
                    format::StreamFinalFrame frame{req.request_id,  j.seq,   200,
                                                   j.finish_reason, j.usage, std::nullopt};
                    produce_output(j.id, topic, req.request_id, format::serialize_final_frame(frame),
                                   std::move(headers));
                  } else {
-                   produce_output(j.id, topic, req.request_id, format::serialize_response(*response),
-                                  std::move(headers));
+                   produce_output(j.id, topic, req.request_id, value, std::move(headers));
                  }
                });
   metrics_.request_finished(stream.config.requests_topic, job.provider->name, request.model, "ok",
@@ -1021,6 +1160,7 @@ void Pipeline::Impl::fail(Job& job, ErrorClass error_class, int http_status, con
   record.latency_ms = latency_ms;
   record.created_ms = job.created_ms;
   record.updated_ms = now_ms();
+  if (!job.prompt_version.empty()) record.prompt_version = job.prompt_version;
   format::DeadLetterFacts facts;
   facts.error_class = error_class;
   facts.error = clean;
@@ -1050,20 +1190,22 @@ void Pipeline::Impl::fail(Job& job, ErrorClass error_class, int http_status, con
           produce_output(j.id, stream_config.responses_topic, req.request_id,
                          format::serialize_final_frame(frame), std::move(headers));
         } else {
+          auto body = format::error_body(status, clean);
+          if (facts.error_class == ErrorClass::kSchemaViolation) body["error"]["type"] = "schema_violation";
           format::ResponseEnvelope response{
               req.metadata,
               status,
-              format::error_body(status, clean),
+              std::move(body),
               req.request_id,
               facts.provider.empty() ? std::nullopt : std::optional<std::string>(facts.provider),
               req.model,
               j.attempts,
-              latency_ms};
+              latency_ms,
+              j.prompt_version.empty() ? std::nullopt : std::optional<std::string>(j.prompt_version)};
           produce_output(j.id, stream_config.responses_topic, req.request_id,
                          format::serialize_response(response), std::move(headers));
         }
-        produce_output(j.id, stream_config.dlq_topic, j.key, j.value,
-                       format::dead_letter_headers(j.headers, facts, secrets_));
+        produce_output(j.id, stream_config.dlq_topic, j.key, j.value, dead_letter_headers(j, facts));
         metrics_.dead_letter(facts.error_class);
       });
   metrics_.request_finished(stream.config.requests_topic, provider, request.model,
@@ -1076,19 +1218,30 @@ void Pipeline::Impl::publish_stored(Job& job, const format::ResultRecord& record
   const auto& request = *job.request;
   const Stream& stream = streams_[job.stream];
   HeaderList headers = output_headers(job, request.request_id, job.model_version, request.prompt_hash);
+  format::ResponseEnvelope response{request.metadata,     record.status_code.value_or(200),
+                                    record.body,          request.request_id,
+                                    record.provider,      record.model,
+                                    record.attempts,      record.latency_ms.value_or(0.0),
+                                    record.prompt_version};
+  std::string value = format::serialize_response(response);
+  if (record.status == format::ResultStatus::kDone) send_for_review(job, value, headers);
   if (request.stream) {
     format::StreamFinalFrame frame{request.request_id, job.seq,      record.status_code.value_or(200),
                                    std::nullopt,       record.usage, std::nullopt};
-    produce_output(job.id, stream.config.responses_topic, request.request_id,
-                   format::serialize_final_frame(frame), std::move(headers));
-  } else {
-    format::ResponseEnvelope response{request.metadata, record.status_code.value_or(200),
-                                      record.body,      request.request_id,
-                                      record.provider,  record.model,
-                                      record.attempts,  record.latency_ms.value_or(0.0)};
-    produce_output(job.id, stream.config.responses_topic, request.request_id,
-                   format::serialize_response(response), std::move(headers));
+    value = format::serialize_final_frame(frame);
   }
+  produce_output(job.id, stream.config.responses_topic, request.request_id, std::move(value),
+                 std::move(headers));
+}
+
+void Pipeline::Impl::send_for_review(Job& job, const std::string& response, const HeaderList& headers) {
+  const StreamConfig& stream = streams_[job.stream].config;
+  if (!stream.human_review ||
+      !features::sampled_for_review(job.request->request_id, stream.human_review->sample_rate)) {
+    return;
+  }
+  produce_output(job.id, stream.human_review->topic, job.request->request_id, response, headers);
+  metrics_.human_review(stream.requests_topic);
 }
 
 void Pipeline::Impl::republish_done(Job& job, const format::ResultRecord& record) {
@@ -1326,7 +1479,34 @@ void Pipeline::Impl::shared_charge(const ProviderConfig& provider, std::int64_t 
 HeaderList Pipeline::Impl::output_headers(const Job& job, std::string_view request_id,
                                           std::string_view model_version, std::string_view prompt_hash) {
   HeaderList headers = format::response_headers(request_id, model_version, prompt_hash);
+  if (!job.prompt_version.empty()) headers.emplace_back("prompt_version", job.prompt_version);
+  if (!job.dedupe_of.empty()) headers.emplace_back("x-dedupe-of", job.dedupe_of);
   headers.insert(headers.end(), job.trace.begin(), job.trace.end());
+  return headers;
+}
+
+HeaderList Pipeline::Impl::dead_letter_headers(const Job& job, const format::DeadLetterFacts& facts) const {
+  // The headers this pipeline adds; stale copies on a re-driven record are dropped first.
+  static constexpr std::array<std::string_view, 5> kTags = {"model_version", "prompt_hash", "prompt_version",
+                                                            "x-model-output", "x-model-output-truncated"};
+  const auto is_tag = [](const std::string& name) {
+    return std::any_of(kTags.begin(), kTags.end(), [&](std::string_view tag) {
+      return std::equal(name.begin(), name.end(), tag.begin(), tag.end(),
+                        [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
+    });
+  };
+  HeaderList original;
+  for (const auto& header : job.headers) {
+    if (!is_tag(header.first)) original.push_back(header);
+  }
+  HeaderList headers = format::dead_letter_headers(original, facts, secrets_);
+  headers.emplace_back("model_version", job.model_version);
+  headers.emplace_back("prompt_hash", job.request ? job.request->prompt_hash : std::string());
+  if (!job.prompt_version.empty()) headers.emplace_back("prompt_version", job.prompt_version);
+  if (job.rejected_output) {
+    for (auto& header : features::model_output_headers(*job.rejected_output))
+      headers.push_back(std::move(header));
+  }
   return headers;
 }
 

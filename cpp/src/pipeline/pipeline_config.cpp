@@ -2,7 +2,16 @@
 
 #include <fnmatch.h>
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
 #include "kafka_llm/common/errors.hpp"
+#include "kafka_llm/features/feature_error.hpp"
+#include "kafka_llm/features/json_schema.hpp"
+#include "kafka_llm/features/prompt_template.hpp"
+#include "kafka_llm/features/redactor.hpp"
 #include "kafka_llm/kafka/client_config.hpp"
 #include "kafka_llm/redis/redis_client.hpp"
 
@@ -85,6 +94,113 @@ ProviderKind parse_kind(const std::string& kind, const std::string& key) {
   throw ConfigError(key, "unknown provider kind \"" + kind + "\" (accepted: openai, anthropic, python)");
 }
 
+// Builds a feature, turning its own error into a ConfigError that names the full key.
+template <class Build>
+auto build_feature(const std::string& section, Build&& build) {
+  try {
+    return build();
+  } catch (const features::FeatureConfigError& e) {
+    throw ConfigError(section + "." + e.field(), e.what());
+  }
+}
+
+std::vector<std::string> string_list(const Reader& r, std::string_view field) {
+  std::vector<std::string> out;
+  const json* list = r.find(field);
+  if (list == nullptr) return out;
+  if (!list->is_array()) throw ConfigError(r.key(field), "must be a list of strings");
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    if (!(*list)[i].is_string()) {
+      throw ConfigError(r.key(field) + "[" + std::to_string(i) + "]", "must be a string");
+    }
+    out.push_back((*list)[i].get<std::string>());
+  }
+  return out;
+}
+
+// The streaming-architecture features of one stream (DESIGN 8). Their keys keep the YAML names.
+void parse_stream_features(const Reader& s, StreamConfig& stream) {
+  if (const json* prompt = s.find("prompt")) {
+    const Reader p(*prompt, s.key("prompt"));
+    auto version = p.string("version", "", true);
+    auto system = p.string("system", "");
+    auto text = p.string("template", "");
+    stream.prompt = build_feature(s.key("prompt"), [&] {
+      return std::make_shared<const features::PromptTemplate>(
+          features::PromptTemplate::compile(std::move(version), std::move(system), text));
+    });
+  }
+  const json* schema = s.find("outputSchema");
+  const json* schema_file = s.find("outputSchemaFile");
+  if (schema != nullptr && schema_file != nullptr) {
+    throw ConfigError(s.key("outputSchemaFile"), "give either outputSchema or outputSchemaFile, not both");
+  }
+  if (schema != nullptr || schema_file != nullptr) {
+    std::string key = s.key(schema != nullptr ? "outputSchema" : "outputSchemaFile");
+    json document;
+    if (schema != nullptr) {
+      document = *schema;
+    } else {
+      const std::string path = s.string("outputSchemaFile", "", true);
+      std::ifstream in(path, std::ios::binary);
+      if (!in) throw ConfigError(key, "cannot read " + path + ": " + std::strerror(errno));
+      std::ostringstream text;
+      text << in.rdbuf();
+      document = json::parse(text.str(), nullptr, false);
+      if (document.is_discarded()) throw ConfigError(key, path + " is not valid JSON");
+    }
+    try {
+      stream.output_schema =
+          std::make_shared<const features::JsonSchema>(features::JsonSchema::compile(document));
+    } catch (const std::invalid_argument& e) {
+      // The schema's message is "<JSON pointer in the schema>: <reason>"; the root's pointer is "".
+      std::string_view message = e.what();
+      const std::size_t colon = message.find(": ");
+      std::string where =
+          colon == std::string_view::npos ? std::string() : std::string(message.substr(0, colon));
+      std::string reason(colon == std::string_view::npos ? message : message.substr(colon + 2));
+      throw ConfigError(
+          std::move(key),
+          "invalid JSON schema at " + (where.empty() ? std::string("the root") : where) + ": " + reason);
+    }
+  }
+  if (const json* redact = s.find("redact")) {
+    const Reader r(*redact, s.key("redact"));
+    features::RedactionRules rules;
+    rules.emails = r.boolean("emails", false);
+    rules.phones = r.boolean("phones", false);
+    rules.cards = r.boolean("cards", false);
+    if (const json* patterns = r.find("patterns")) {
+      if (!patterns->is_array())
+        throw ConfigError(r.key("patterns"), "must be a list of {name, regex, replacement}");
+      for (std::size_t i = 0; i < patterns->size(); ++i) {
+        const Reader p((*patterns)[i], r.key("patterns") + "[" + std::to_string(i) + "]");
+        rules.patterns.push_back(
+            {p.string("name", "", true), p.string("regex", "", true), p.string("replacement", "")});
+      }
+    }
+    rules.fields = string_list(r, "fields");
+    if (rules.emails || rules.phones || rules.cards || !rules.patterns.empty() || !rules.fields.empty()) {
+      stream.redactor = build_feature(
+          s.key("redact"), [&] { return std::make_shared<const features::Redactor>(std::move(rules)); });
+    }
+  }
+  if (const json* review = s.find("humanReview")) {
+    const Reader h(*review, s.key("humanReview"));
+    HumanReviewConfig config;
+    config.topic = h.string("topic", "", true);
+    if (h.find("sampleRate") == nullptr) throw ConfigError(h.key("sampleRate"), "is required");
+    config.sample_rate = h.number("sampleRate", 0);
+    if (config.sample_rate > 1) throw ConfigError(h.key("sampleRate"), "must be between 0 and 1");
+    stream.human_review = std::move(config);
+  }
+  if (const json* dedupe = s.find("dedupe")) {
+    const Reader d(*dedupe, s.key("dedupe"));
+    if (d.find("window_ms") == nullptr) throw ConfigError(d.key("window"), "is required");
+    stream.dedupe_window = d.millis("window_ms", Millis(0), 1);
+  }
+}
+
 }  // namespace
 
 PipelineConfig PipelineConfig::from_json(const json& root) {
@@ -115,6 +231,7 @@ PipelineConfig PipelineConfig::from_json(const json& root) {
     stream.responses_topic = s.string("responses_topic", "", true);
     stream.dlq_topic = s.string("dlq_topic", "", true);
     stream.max_handlers = static_cast<std::size_t>(s.number("max_handlers", 5000, 1));
+    parse_stream_features(s, stream);
     config.streams.push_back(std::move(stream));
   }
 

@@ -57,6 +57,12 @@ std::string apply_body_overrides(const nlohmann::json& mock, MockOverrides& out)
       if (auto error = millis(out.retry_after_ms); !error.empty()) return error;
     } else if (key == "token_interval_ms") {
       if (auto error = millis(out.token_interval_ms); !error.empty()) return error;
+    } else if (key == "content") {
+      if (!value.is_string()) return "mock.content: must be a string";
+      out.content = value.get<std::string>();
+    } else if (key == "record_body") {
+      if (!value.is_boolean()) return "mock.record_body: must be true or false";
+      out.record_body = value.get<bool>();
     } else {
       return "mock." + key + ": unknown key";
     }

@@ -44,6 +44,8 @@ struct MockOverrides {
   std::optional<double> retry_after_s;
   std::optional<double> retry_after_ms;
   std::optional<double> token_interval_ms;
+  std::optional<std::string> content;  ///< `mock.content`: answer with this text instead of the echo
+  bool record_body = false;  ///< `mock.record_body`: keep the request body for GET /stats?request_id=
 };
 
 /// Raw `x-mock-*` header values; empty when absent.

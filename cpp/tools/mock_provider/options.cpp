@@ -108,7 +108,9 @@ A mock LLM provider speaking the OpenAI and Anthropic HTTP APIs, for tests and b
   --help                  show this text
 
 Per request: headers x-mock-latency-ms, x-mock-fault, x-mock-fault-times, or a "mock" object in
-the JSON body. See GET /admin/config, POST /admin/config, GET /stats, POST /stats/reset.
+the JSON body ({"fault", "fault_times", "latency_ms", "retry_after", "retry_after_ms",
+"token_interval_ms", "content": reply with this text, "record_body": keep the body for
+GET /stats?request_id=ID}). See GET /admin/config, POST /admin/config, GET /stats, POST /stats/reset.
 )";
 }
 

@@ -44,20 +44,31 @@ std::string RequestStats::to_json() const {
   return out;
 }
 
+void RequestStats::record_body(std::string_view request_id, std::string_view body) {
+  std::lock_guard lock(mutex_);
+  auto it = bodies_.find(request_id);
+  if (it == bodies_.end()) it = bodies_.emplace(std::string(request_id), std::vector<std::string>{}).first;
+  if (it->second.size() == kMaxBodiesPerId) it->second.erase(it->second.begin());
+  it->second.emplace_back(body.substr(0, kMaxBodyBytes));
+}
+
 std::string RequestStats::request_json(std::string_view request_id) const {
-  std::uint64_t count = 0;
-  {
-    std::lock_guard lock(mutex_);
-    if (auto it = by_request_id_.find(request_id); it != by_request_id_.end()) count = it->second;
-  }
   std::string out;
-  JsonWriter(out)
-      .begin_object()
+  JsonWriter writer(out);
+  std::lock_guard lock(mutex_);
+  std::uint64_t count = 0;
+  if (auto it = by_request_id_.find(request_id); it != by_request_id_.end()) count = it->second;
+  writer.begin_object()
       .key("request_id")
       .string(request_id)
       .key("count")
       .integer(static_cast<std::int64_t>(count))
-      .end_object();
+      .key("bodies")
+      .begin_array();
+  if (auto it = bodies_.find(request_id); it != bodies_.end()) {
+    for (const auto& body : it->second) writer.string(body);
+  }
+  writer.end_array().end_object();
   return out;
 }
 
@@ -65,6 +76,7 @@ void RequestStats::reset() {
   std::lock_guard lock(mutex_);
   total_ = 0;
   by_request_id_.clear();
+  bodies_.clear();
   by_status_.clear();
   by_fault_.clear();
 }

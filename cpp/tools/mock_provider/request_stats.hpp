@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace kafka_llm::mock_provider {
 
@@ -27,8 +28,16 @@ class RequestStats {
   /// `{"total", "by_status", "by_request_id", "by_fault"}`.
   std::string to_json() const;
 
-  /// `{"request_id", "count"}` for one id (count 0 when never seen).
+  /// Keeps a request body (the last kMaxBodiesPerId per id, each cut to kMaxBodyBytes) for
+  /// request_json; only requests that ask for it (`mock.record_body`) are kept.
+  void record_body(std::string_view request_id, std::string_view body);
+
+  /// `{"request_id", "count", "bodies"}` for one id (count 0 and no bodies when never seen);
+  /// `bodies` lists the recorded request bodies as strings, oldest first.
   std::string request_json(std::string_view request_id) const;
+
+  static constexpr std::size_t kMaxBodiesPerId = 16;
+  static constexpr std::size_t kMaxBodyBytes = std::size_t{64} * 1024;
 
   void reset();
 
@@ -44,6 +53,7 @@ class RequestStats {
   std::uint64_t total_ = 0;
   std::unordered_map<std::string, std::uint64_t, StringHash, std::equal_to<>> by_request_id_;
   std::map<unsigned, std::uint64_t> by_status_;
+  std::unordered_map<std::string, std::vector<std::string>, StringHash, std::equal_to<>> bodies_;
   std::map<std::string, std::uint64_t, std::less<>> by_fault_;
 };
 

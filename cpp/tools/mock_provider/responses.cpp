@@ -115,8 +115,12 @@ struct Generated {
   bool hit_limit = false;                // the echo itself did not fit in max_tokens
 };
 
-Generated generate(std::string_view prompt, std::int64_t max_tokens) {
+Generated generate(std::string_view prompt, std::int64_t max_tokens, const ReplyContext& context) {
   Generated out;
+  if (context.content) {
+    for_each_word(*context.content, [&](std::string_view word) { out.tokens.push_back(word); });
+    return out;
+  }
   const auto limit = static_cast<std::size_t>(std::min(max_tokens, kMaxGeneratedTokens));
   out.tokens.reserve(limit);
   out.tokens.push_back("mock");
@@ -227,7 +231,7 @@ std::variant<Reply, ApiError> chat_completion(const json& body, const ReplyConte
   }
   const std::size_t prompt_tokens = conversation.words;
   std::optional<ContentText> last_user;
-  const Generated generated = generate(conversation.last_user_text(last_user), common.max_tokens);
+  const Generated generated = generate(conversation.last_user_text(last_user), common.max_tokens, context);
   const std::string_view finish = generated.hit_limit ? "length" : "stop";
   const std::string id = id_for("chatcmpl-mock-", context);
   Reply reply;
@@ -338,7 +342,7 @@ std::variant<Reply, ApiError> completion(const json& body, const ReplyContext& c
   outputs.reserve(prompts.size());
   std::size_t completion_tokens = 0;
   for (const std::string& text : prompts) {
-    outputs.push_back(generate(text, common.max_tokens));
+    outputs.push_back(generate(text, common.max_tokens, context));
     completion_tokens += outputs.back().tokens.size();
   }
   const std::string id = id_for("cmpl-mock-", context);
@@ -579,7 +583,7 @@ std::variant<Reply, ApiError> messages(const json& body, const ReplyContext& con
     input_tokens += count_words(ContentText(*system).view());
   }
   std::optional<ContentText> last_user;
-  const Generated generated = generate(conversation.last_user_text(last_user), common.max_tokens);
+  const Generated generated = generate(conversation.last_user_text(last_user), common.max_tokens, context);
   const std::string_view stop_reason = generated.hit_limit ? "max_tokens" : "end_turn";
   const std::string id = id_for("msg_mock_", context);
   const auto input = static_cast<std::int64_t>(input_tokens);

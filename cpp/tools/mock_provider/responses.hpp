@@ -49,6 +49,10 @@ std::string error_body(const ApiError& error, ErrorFlavor flavor);
 struct ReplyContext {
   std::uint64_t sequence = 0;     ///< makes the response id unique within the process
   std::int64_t created_unix = 0;  ///< the `created` field
+  /// `mock.content`: the generated text is the words of this text joined by single spaces (for
+  /// every choice, whatever max_tokens says) instead of "mock reply: <echo> <filler>". Must stay
+  /// valid while build_reply runs.
+  std::optional<std::string_view> content = std::nullopt;
 };
 
 /// A successful answer. Non-streaming answers fill `body`; streaming answers fill `events` with

@@ -159,6 +159,7 @@ Action Router::route_api(const IncomingRequest& request, std::string_view path) 
   const RequestPlan plan = plan_request(config(), parsed.overrides, call_number, random_);
   const FaultKind fault = plan.fault.kind;
   if (fault != FaultKind::kNone) shared_.stats.record_fault(fault_name(plan.fault));
+  if (parsed.overrides.record_body) shared_.stats.record_body(request.request_id, request.body);
 
   Action action;
   switch (fault) {
@@ -190,7 +191,7 @@ Action Router::route_api(const IncomingRequest& request, std::string_view path) 
         break;
       }
       const ReplyContext context{shared_.sequence.fetch_add(1, std::memory_order_relaxed) + 1,
-                                 static_cast<std::int64_t>(std::time(nullptr))};
+                                 static_cast<std::int64_t>(std::time(nullptr)), parsed.overrides.content};
       auto built = build_reply(*endpoint, body, context);
       if (auto* error = std::get_if<ApiError>(&built)) {
         action = api_error(*error, flavor);

@@ -27,6 +27,15 @@ TEST(FormatResponseEnvelope, SuccessMatchesDesignShapeAndOrder) {
       R"("request_id":"3f2a","provider":"openai","model":"gpt-4o-mini","attempts":1,"latency_ms":812.4})");
 }
 
+TEST(FormatResponseEnvelope, PromptVersionComesLastWhenSet) {
+  ResponseEnvelope response;
+  response.request_id = "r";
+  response.prompt_version = "v2";
+  EXPECT_EQ(serialize_response(response),
+            R"({"metadata":null,"status_code":200,"body":null,"request_id":"r","provider":null,"model":null,)"
+            R"("attempts":0,"latency_ms":0.0,"prompt_version":"v2"})");
+}
+
 TEST(FormatResponseEnvelope, PoisonErrorResponseHasNullsForUnknowns) {
   ResponseEnvelope response;
   response.status_code = 400;

@@ -92,6 +92,18 @@ TEST(FormatResultRecord, RoundTrips) {
   }
 }
 
+TEST(FormatResultRecord, PromptVersionIsAppendedOnlyWhenSet) {
+  ResultRecord record;
+  record.status = ResultStatus::kDone;
+  record.request_id = "r";
+  EXPECT_EQ(serialize_result(record).find("prompt_version"), std::string::npos);
+  record.prompt_version = "v2";
+  const std::string text = serialize_result(record);
+  EXPECT_TRUE(text.ends_with(R"(,"updated_ms":0,"prompt_version":"v2"})")) << text;
+  EXPECT_TRUE(text.starts_with(R"({"status":"done",)"));  // the store-unless-done script relies on it
+  EXPECT_EQ(expect_record(parse_result(text)), record);
+}
+
 TEST(FormatResultRecord, ToleratesMissingFieldsOfOlderRecords) {
   const ResultRecord record = expect_record(parse_result(R"({"status":"done","output":"hi"})"));
   ResultRecord expected;

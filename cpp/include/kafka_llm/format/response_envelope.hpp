@@ -21,11 +21,12 @@ struct ResponseEnvelope {
   std::optional<std::string> model;
   int attempts = 0;  ///< provider calls made (0 when none was)
   double latency_ms = 0.0;
+  std::optional<std::string> prompt_version = std::nullopt;  ///< the stream's prompt template version
 };
 
 /// Compact JSON of `response`, members in DESIGN order: metadata, status_code, body, request_id,
-/// provider, model, attempts, latency_ms. Invalid UTF-8 in strings becomes U+FFFD (never throws
-/// except std::bad_alloc).
+/// provider, model, attempts, latency_ms; then `prompt_version` only when set. Invalid UTF-8 in strings
+/// becomes U+FFFD (never throws except std::bad_alloc).
 std::string serialize_response(const ResponseEnvelope& response);
 
 /// The OpenAI-style `type` and `code` of an error with HTTP status `status_code`:

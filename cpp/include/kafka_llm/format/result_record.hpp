@@ -33,8 +33,9 @@ struct ResultRecord {
   std::optional<TokenUsage> usage;
   int attempts = 0;
   std::optional<double> latency_ms;
-  std::int64_t created_ms = 0;  ///< epoch ms
-  std::int64_t updated_ms = 0;  ///< epoch ms
+  std::int64_t created_ms = 0;                ///< epoch ms
+  std::int64_t updated_ms = 0;                ///< epoch ms
+  std::optional<std::string> prompt_version;  ///< the stream's prompt template version, when it has one
 
   bool operator==(const ResultRecord&) const = default;
 };
@@ -44,7 +45,7 @@ std::string result_key(std::string_view prefix, std::string_view request_id);
 
 /// Compact JSON of `record`, every field present (null when unset), in DESIGN order: status,
 /// request_id, provider, model, output, body, error, status_code, usage, attempts, latency_ms,
-/// created_ms, updated_ms. Never throws except std::bad_alloc.
+/// created_ms, updated_ms; then `prompt_version` only when set. Never throws except std::bad_alloc.
 std::string serialize_result(const ResultRecord& record);
 
 /// Reads a stored result record. Missing or null fields keep their defaults (records written by

@@ -26,6 +26,10 @@ class PipelineMetrics {
               std::int64_t completion);
   void rate_limited();
   void cache_hit();
+  /// `count` replacements by redaction `rule` (e.g. "email", "pattern:employee_id") on `stream`.
+  void redactions(const std::string& stream, const std::string& rule, std::uint64_t count);
+  /// An output of `stream` produced to its human-review topic.
+  void human_review(const std::string& stream);
   void rebalance();
   void consumed();
   void set_inflight(std::int64_t value);
@@ -48,6 +52,8 @@ class PipelineMetrics {
   std::map<std::string, std::uint64_t> dlq_;
   std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> tokens_;
   std::map<std::pair<std::string, std::int32_t>, std::int64_t> lag_;
+  std::map<std::pair<std::string, std::string>, std::uint64_t> redactions_;
+  std::map<std::string, std::uint64_t> human_review_;
   std::uint64_t rate_limited_ = 0;
   std::uint64_t cache_hits_ = 0;
   std::uint64_t rebalances_ = 0;

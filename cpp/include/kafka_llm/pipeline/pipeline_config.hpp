@@ -3,7 +3,9 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,17 +13,38 @@
 #include "kafka_llm/kafka/client_config.hpp"
 #include "kafka_llm/policy/retry_policy.hpp"
 
+namespace kafka_llm::features {
+class JsonSchema;
+class PromptTemplate;
+class Redactor;
+}  // namespace kafka_llm::features
+
 namespace kafka_llm::pipeline {
 
 using Millis = std::chrono::milliseconds;
 
-/// One request stream: a consumer group reading a request topic (DESIGN 6, `messaging.streams[]`).
+/// `humanReview`: a deterministic share of successful outputs also goes to a review topic.
+struct HumanReviewConfig {
+  std::string topic;
+  double sample_rate = 0;  ///< 0..1, see features::sampled_for_review
+};
+
+/// One request stream: a consumer group reading a request topic (DESIGN 6, `messaging.streams[]`),
+/// with its optional streaming-architecture features (DESIGN 8). The compiled features are
+/// immutable and shared by copies of the configuration.
 struct StreamConfig {
   std::string group;
   std::string requests_topic;
   std::string responses_topic;
   std::string dlq_topic;
   std::size_t max_handlers = 5000;
+
+  std::shared_ptr<const features::PromptTemplate> prompt;  ///< `prompt`; null when none
+  std::shared_ptr<const features::Redactor> redactor;      ///< `redact`; null when none
+  /// `outputSchema`, or the JSON file `outputSchemaFile` names; null when none.
+  std::shared_ptr<const features::JsonSchema> output_schema;
+  std::optional<HumanReviewConfig> human_review;  ///< `humanReview`
+  std::optional<Millis> dedupe_window;            ///< `dedupe.window`
 };
 
 enum class ProviderKind : std::uint8_t { kOpenAI, kAnthropic, kEmbedded };
