@@ -36,6 +36,7 @@ from kafka_llm.errors import KafkaError
 
 __all__ = [
     "DEAD_LETTER_HEADERS",
+    "DEAD_LETTER_TAG_HEADERS",
     "ERROR_CLASSES",
     "DeadLetter",
     "RedriveEntry",
@@ -61,7 +62,17 @@ ERROR_CLASSES: tuple[str, ...] = (
     "timeout",
 )
 
-_DEAD_LETTER_HEADER_SET = frozenset(DEAD_LETTER_HEADERS)
+#: Headers added after those when they apply (kDeadLetterTagHeaderNames): the failed request's output
+#: tags and, for a schema violation, the rejected model output. Re-drive strips them as well.
+DEAD_LETTER_TAG_HEADERS: tuple[str, ...] = (
+    "x-model-version",
+    "x-prompt-hash",
+    "x-prompt-version",
+    "x-model-output",
+    "x-model-output-truncated",
+)
+
+_DEAD_LETTER_HEADER_SET = frozenset(DEAD_LETTER_HEADERS + DEAD_LETTER_TAG_HEADERS)
 _LEDGER_SUFFIX = ".redrive"
 _DEFAULT_TIMEOUT = 60.0
 

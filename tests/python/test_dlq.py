@@ -124,9 +124,11 @@ def test_list_reads_every_record_with_its_headers_parsed(stack: StackInfo, fille
     assert exhausted.key == filled.early[2].encode()
     assert exhausted.value == _request(filled.early[2], "503")
     assert exhausted.original_headers == ORIGINAL_HEADERS
-    assert [name for name, _ in exhausted.headers] == [n for n, _ in ORIGINAL_HEADERS] + list(
-        DEAD_LETTER_HEADERS
-    )
+    assert [name for name, _ in exhausted.headers] == [n for n, _ in ORIGINAL_HEADERS] + [
+        *DEAD_LETTER_HEADERS,
+        "x-model-version",
+        "x-prompt-hash",
+    ]
     assert exhausted.first_attempt_ms is not None and exhausted.failed_at is not None
     assert exhausted.first_attempt_ms <= exhausted.failed_at.timestamp() * 1000
     assert "503" in (exhausted.error or "")

@@ -208,7 +208,7 @@ def test_schema_violations_go_to_the_dlq_with_the_raw_output(
         assert record.value == raws[name]  # the original request, byte for byte
         h = headers(record)
         assert h["x-error-class"] == "schema_violation" and h["x-http-status"] == "422"
-        assert h["prompt_hash"] == headers(responses[request_id])["prompt_hash"]
+        assert h["x-prompt-hash"] == headers(responses[request_id])["prompt_hash"]
     enum_headers = headers(dead[f"{unique_name}-enum"])
     assert enum_headers["x-model-output"] == '{"label": "maybe"}'
     assert "x-model-output-truncated" not in enum_headers

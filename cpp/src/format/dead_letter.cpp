@@ -16,14 +16,15 @@ constexpr std::string_view kEllipsis = "...";
 constexpr std::size_t kMinKeyBodyChars = 8;
 
 bool is_dead_letter_header(std::string_view name) {
-  return std::any_of(kDeadLetterHeaderNames.begin(), kDeadLetterHeaderNames.end(),
-                     [&](std::string_view known) {
-                       return known.size() == name.size() &&
-                              std::equal(known.begin(), known.end(), name.begin(), [](char a, char b) {
-                                return std::tolower(static_cast<unsigned char>(a)) ==
-                                       std::tolower(static_cast<unsigned char>(b));
-                              });
-                     });
+  const auto same = [&](std::string_view known) {
+    return known.size() == name.size() &&
+           std::equal(known.begin(), known.end(), name.begin(), [](char a, char b) {
+             return std::tolower(static_cast<unsigned char>(a)) ==
+                    std::tolower(static_cast<unsigned char>(b));
+           });
+  };
+  return std::any_of(kDeadLetterHeaderNames.begin(), kDeadLetterHeaderNames.end(), same) ||
+         std::any_of(kDeadLetterTagHeaderNames.begin(), kDeadLetterTagHeaderNames.end(), same);
 }
 
 bool is_alnum(char c) {

@@ -228,8 +228,8 @@ class Pipeline::Impl {
                                                  std::int64_t tokens) const;
   std::vector<std::string> shared_keys(const ProviderConfig& provider) const;
   std::string redact(std::string_view text) const;
-  /// A failed request's dead-letter headers (DESIGN 3.4) plus model_version, prompt_hash,
-  /// prompt_version and, for a schema violation, the rejected model output.
+  /// A failed request's dead-letter headers (DESIGN 3.4) plus x-model-version, x-prompt-hash,
+  /// x-prompt-version and, for a schema violation, the rejected model output.
   HeaderList dead_letter_headers(const Job& job, const format::DeadLetterFacts& facts) const;
   /// The headers of every output record: request_message_id, model_version, prompt_hash, then
   /// prompt_version and x-dedupe-of when they apply, then the request's trace context.
@@ -1486,23 +1486,12 @@ HeaderList Pipeline::Impl::output_headers(const Job& job, std::string_view reque
 }
 
 HeaderList Pipeline::Impl::dead_letter_headers(const Job& job, const format::DeadLetterFacts& facts) const {
-  // The headers this pipeline adds; stale copies on a re-driven record are dropped first.
-  static constexpr std::array<std::string_view, 5> kTags = {"model_version", "prompt_hash", "prompt_version",
-                                                            "x-model-output", "x-model-output-truncated"};
-  const auto is_tag = [](const std::string& name) {
-    return std::any_of(kTags.begin(), kTags.end(), [&](std::string_view tag) {
-      return std::equal(name.begin(), name.end(), tag.begin(), tag.end(),
-                        [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
-    });
-  };
-  HeaderList original;
-  for (const auto& header : job.headers) {
-    if (!is_tag(header.first)) original.push_back(header);
-  }
-  HeaderList headers = format::dead_letter_headers(original, facts, secrets_);
-  headers.emplace_back("model_version", job.model_version);
-  headers.emplace_back("prompt_hash", job.request ? job.request->prompt_hash : std::string());
-  if (!job.prompt_version.empty()) headers.emplace_back("prompt_version", job.prompt_version);
+  // The original headers (stale dead-letter headers of a re-driven record dropped), the twelve of
+  // DESIGN 3.4, then the output tags as x- headers, so that a re-drive can strip everything added.
+  HeaderList headers = format::dead_letter_headers(job.headers, facts, secrets_);
+  headers.emplace_back("x-model-version", job.model_version);
+  headers.emplace_back("x-prompt-hash", job.request ? job.request->prompt_hash : std::string());
+  if (!job.prompt_version.empty()) headers.emplace_back("x-prompt-version", job.prompt_version);
   if (job.rejected_output) {
     for (auto& header : features::model_output_headers(*job.rejected_output))
       headers.push_back(std::move(header));

@@ -97,6 +97,16 @@ TEST(FormatDeadLetter, ReplacementIsCaseInsensitiveAndKeepsOtherXHeaders) {
   EXPECT_EQ(dead_letter_headers(original, sample_facts(), {}), expected);
 }
 
+TEST(FormatDeadLetter, TagHeadersOfAnEarlierTripAreDroppedButOutputTagsOfTheRequestAreKept) {
+  // x-prompt-hash & co. were added by an earlier dead-lettering; prompt_hash without x- belongs to
+  // the original record (a re-drive must restore it unchanged).
+  const HeaderList original = {{"X-Prompt-Hash", "old"},          {"x-model-version", "m"},
+                               {"x-prompt-version", "v1"},        {"x-model-output", "{}"},
+                               {"x-model-output-truncated", "9"}, {"prompt_hash", "client's"}};
+  const HeaderList expected = concat({{"prompt_hash", "client's"}}, kExpectedTail);
+  EXPECT_EQ(dead_letter_headers(original, sample_facts(), {}), expected);
+}
+
 TEST(FormatDeadLetter, DuplicateOriginalHeadersAreKept) {
   const HeaderList original = {{"h", "1"}, {"h", "2"}};
   EXPECT_EQ(dead_letter_headers(original, sample_facts(), {}), concat(original, kExpectedTail));

@@ -18,6 +18,13 @@ inline constexpr std::array<std::string_view, 12> kDeadLetterHeaderNames = {
     "x-provider",         "x-model",       "x-source-topic", "x-source-partition", "x-source-offset",
     "x-first-attempt-ms", "x-failed-at-ms"};
 
+/// Headers the pipeline may add after those twelve: the output tags of the failed request
+/// (`x-model-version`, `x-prompt-hash`, `x-prompt-version` when a prompt template applied) and, for a
+/// schema violation, the rejected model output. Like the twelve, they are replaced on a re-driven
+/// record that fails again, and a re-drive strips them to restore the original headers.
+inline constexpr std::array<std::string_view, 5> kDeadLetterTagHeaderNames = {
+    "x-model-version", "x-prompt-hash", "x-prompt-version", "x-model-output", "x-model-output-truncated"};
+
 /// Default bound on `x-error`, in bytes.
 inline constexpr std::size_t kMaxErrorHeaderBytes = 1024;
 
@@ -36,9 +43,9 @@ struct DeadLetterFacts {
 };
 
 /// The dead-letter record's headers: `original` first (in order, minus any header named in
-/// kDeadLetterHeaderNames, compared case-insensitively: a re-driven record that fails again gets
-/// fresh values instead of duplicates), then the twelve kDeadLetterHeaderNames in order. `x-error`
-/// is bounded_error_text(facts.error, secrets, max_error_bytes). Absent optionals are "".
+/// kDeadLetterHeaderNames or kDeadLetterTagHeaderNames, compared case-insensitively: a re-driven record that
+/// fails again gets fresh values instead of duplicates), then the twelve kDeadLetterHeaderNames in order.
+/// `x-error` is bounded_error_text(facts.error, secrets, max_error_bytes). Absent optionals are "".
 HeaderList dead_letter_headers(const HeaderList& original, const DeadLetterFacts& facts,
                                const std::vector<std::string>& secrets,
                                std::size_t max_error_bytes = kMaxErrorHeaderBytes);
