@@ -63,6 +63,20 @@ def test_kubeai_request_is_answered_with_its_metadata_echoed(stack: StackInfo, u
     assert stored["usage"]["completion_tokens"] > 0
 
 
+def test_end_to_end_latency_counts_from_the_record_timestamp(stack: StackInfo, unique_name: str) -> None:
+    """DESIGN 10: end_to_end_seconds runs from the record's timestamp, so time spent waiting in Kafka
+    (here: produced 1.5 s before any worker ran) shows up, not only the time after consumption."""
+    topics = make_topics(stack, unique_name, partitions=1)
+    produce(stack, topics.requests, [json.dumps(envelope(f"{unique_name}-{i}")).encode() for i in range(3)])
+    time.sleep(1.5)
+    with Pipeline(make_config(stack, topics)) as pipeline:
+        read_until(stack, topics.responses, lambda r: len(r) >= 3)
+        wait_for(lambda: pipeline.stats()["latency"]["end_to_end"]["count"] >= 3, 10, "three finished")
+        latency = pipeline.stats()["latency"]
+    assert latency["end_to_end"]["p50_ms"] >= 1500, latency
+    assert latency["provider"]["p50_ms"] < 1500, latency
+
+
 def test_provider_404_is_answered_with_an_error_envelope_and_dead_lettered(
     stack: StackInfo, unique_name: str
 ) -> None:
@@ -81,6 +95,25 @@ def test_provider_404_is_answered_with_an_error_envelope_and_dead_lettered(
     assert mock_calls(stack, f"{unique_name}-404") == 1
     stored = result_record(stack, f"{unique_name}-404")
     assert stored is not None and stored["status"] == "error" and stored["status_code"] == 404
+
+
+def test_an_unknown_provider_is_a_400_and_its_dead_letter_names_the_provider_asked_for(
+    stack: StackInfo, unique_name: str
+) -> None:
+    topics = make_topics(stack, unique_name, partitions=1)
+    request = envelope("hi", request_id=f"{unique_name}-x", provider="sidecar")
+    with Pipeline(make_config(stack, topics)):
+        produce(stack, topics.requests, [json.dumps(request).encode()])
+        responses = read_until(stack, topics.responses, lambda r: len(r) >= 1)
+        dead = read_until(stack, topics.dlq, lambda r: len(r) >= 1)
+    response = json.loads(responses[0].value)
+    assert (
+        response["status_code"] == 400
+        and 'unknown provider "sidecar"' in response["body"]["error"]["message"]
+    )
+    assert headers(dead[0])["x-error-class"] == "non_retryable"
+    assert headers(dead[0])["x-provider"] == "sidecar"
+    assert mock_calls(stack, f"{unique_name}-x") == 0
 
 
 def test_429_with_retry_after_is_retried_after_the_hint_and_then_succeeds(
@@ -125,7 +158,8 @@ def test_retries_exhausted_go_to_the_dlq_with_every_header_and_the_record_unchan
     assert record.value == value and record.key == b"the-key"
     h = headers(record)
     assert next(iter(h)) == "traceparent" and h["traceparent"] == "00-abc-def-01"
-    assert [name for name in h if name.startswith("x-")] == DLQ_HEADERS
+    # DESIGN 3.4's twelve, then the failed request's output tags
+    assert [name for name in h if name.startswith("x-")] == [*DLQ_HEADERS, "x-model-version", "x-prompt-hash"]
     assert h["x-error-class"] == "retries_exhausted"
     assert h["x-http-status"] == "503" and h["x-attempts"] == "3"
     assert h["x-request-id"] == request_id and h["x-provider"] == "mock" and h["x-model"] == "mock-model"

@@ -13,6 +13,7 @@
 #include <deque>
 #include <future>
 #include <iostream>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -100,6 +101,9 @@ struct Job {
   HeaderList trace;  ///< W3C trace context of the request (traceparent, tracestate), carried onwards
   std::int64_t record_timestamp_ms = -1;
   SteadyClock::time_point received;
+  /// When the record was produced (its timestamp, on the steady clock); `received` when it has none
+  /// or the producer's clock is ahead. End-to-end and time-to-first-token count from here.
+  SteadyClock::time_point produced;
   std::int64_t created_ms = 0;
 
   std::optional<format::RequestEnvelope> request;
@@ -247,6 +251,8 @@ class Pipeline::Impl {
   std::thread io_thread_;
   std::unique_ptr<asio::thread_pool> embedded_pool_;
   std::unique_ptr<kafka::Producer> producer_;
+  std::mutex submit_mutex_;
+  std::unique_ptr<kafka::Producer> submit_producer_;  ///< submit()'s own, created on first use
   std::unique_ptr<kafka::QueueWatcher> producer_watcher_;
   std::unique_ptr<redis::RedisClient> redis_;
   std::unique_ptr<http::Client> http_;
@@ -424,6 +430,13 @@ void Pipeline::Impl::stop() {
   io_.stop();
   if (io_thread_.joinable()) io_thread_.join();
   if (embedded_pool_) embedded_pool_->join();
+  // A stopped pipeline keeps no connections open.
+  for (auto& stream : streams_) stream.consumer.reset();
+  producer_.reset();
+  {
+    std::lock_guard lock(submit_mutex_);
+    submit_producer_.reset();
+  }
   running_ = false;
 }
 
@@ -447,14 +460,16 @@ std::string Pipeline::Impl::submit(nlohmann::json envelope, int timeout_ms) {
     envelope["request_id"] = request_id;
   }
   const std::string value = envelope.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  // A private producer so that submit() works whether or not the pipeline runs.
-  kafka::Producer producer(config_.kafka);
+  // A producer of its own (not the io thread's), so that submit() works whether or not the
+  // pipeline runs; one per pipeline, submits serialized.
+  std::lock_guard lock(submit_mutex_);
+  if (!submit_producer_) submit_producer_ = std::make_unique<kafka::Producer>(config_.kafka);
   std::optional<kafka::DeliveryReport> report;
-  auto err = producer.produce(config_.streams.front().requests_topic, request_id, value, {},
-                              [&report](const kafka::DeliveryReport& r) { report = r; });
+  auto err = submit_producer_->produce(config_.streams.front().requests_topic, request_id, value, {},
+                                       [&report](const kafka::DeliveryReport& r) { report = r; });
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     throw KafkaError(std::string("submit failed: ") + rd_kafka_err2str(err));
-  producer.flush(timeout_ms);
+  submit_producer_->flush(timeout_ms);
   if (!report) throw KafkaError("submit timed out waiting for the broker");
   if (!report->ok()) throw KafkaError("submit failed: " + report->error_message);
   return request_id;
@@ -630,6 +645,9 @@ void Pipeline::Impl::on_record(std::size_t index, kafka::Message&& message) {
   job->record_timestamp_ms = message.timestamp_ms();
   job->received = SteadyClock::now();
   job->created_ms = now_ms();
+  job->produced = job->received;
+  if (job->record_timestamp_ms > 0 && job->created_ms > job->record_timestamp_ms)
+    job->produced -= std::chrono::milliseconds(job->created_ms - job->record_timestamp_ms);
   Job& ref = *job;
   jobs_.emplace(job->id, std::move(job));
   // Records beyond the window wait here, so a finishing job starts the next one at once; the
@@ -811,7 +829,7 @@ void Pipeline::Impl::serve_deduplicated(Job& job, format::ResultRecord earlier) 
                });
   metrics_.cache_hit();
   metrics_.request_finished(streams_[job.stream].config.requests_topic, job.provider->name, request.model,
-                            "deduplicated", micros_since(job.received));
+                            "deduplicated", micros_since(job.produced));
   job.finished = true;
   if (job.outputs_pending == 0) finish(job);
 }
@@ -1049,7 +1067,7 @@ void Pipeline::Impl::on_stream_data(Job& job, std::string_view data) {
       if (chunk.finish_reason) job.finish_reason = chunk.finish_reason;
       if (chunk.usage) job.usage = chunk.usage;
     }
-    if (job.seq == 0) metrics_.first_token(micros_since(job.received));
+    if (job.seq == 0) metrics_.first_token(micros_since(job.produced));
     produce_output(job.id, stream.config.responses_topic, job.request->request_id,
                    format::serialize_chunk_frame_raw(job.request->request_id, job.seq, event.data),
                    output_headers(job, job.request->request_id, job.model_version, job.request->prompt_hash));
@@ -1136,7 +1154,7 @@ void Pipeline::Impl::succeed(Job& job, nlohmann::json body) {
                  }
                });
   metrics_.request_finished(stream.config.requests_topic, job.provider->name, request.model, "ok",
-                            micros_since(job.received));
+                            micros_since(job.produced));
   job.finished = true;
   if (job.outputs_pending == 0) finish(job);
 }
@@ -1145,7 +1163,10 @@ void Pipeline::Impl::fail(Job& job, ErrorClass error_class, int http_status, con
   const Stream& stream = streams_[job.stream];
   const std::string clean = redact(message);
   const auto& request = *job.request;
-  const std::string provider = job.provider != nullptr ? job.provider->name : std::string();
+  // The provider that served the request, else the one it named (an unknown provider is still
+  // worth recording: it is what the dead letter's reader has to fix).
+  const std::string provider =
+      job.provider != nullptr ? job.provider->name : request.provider.value_or(std::string());
   const double latency_ms =
       job.attempts > 0 ? static_cast<double>(micros_since(job.first_attempt)) / 1000.0 : 0.0;
 
@@ -1209,7 +1230,7 @@ void Pipeline::Impl::fail(Job& job, ErrorClass error_class, int http_status, con
         metrics_.dead_letter(facts.error_class);
       });
   metrics_.request_finished(stream.config.requests_topic, provider, request.model,
-                            std::string(to_string(error_class)), micros_since(job.received));
+                            std::string(to_string(error_class)), micros_since(job.produced));
   job.finished = true;
   if (job.outputs_pending == 0) finish(job);
 }
@@ -1247,7 +1268,7 @@ void Pipeline::Impl::send_for_review(Job& job, const std::string& response, cons
 void Pipeline::Impl::republish_done(Job& job, const format::ResultRecord& record) {
   publish_stored(job, record);
   metrics_.request_finished(streams_[job.stream].config.requests_topic, record.provider.value_or(""),
-                            job.request->model, "replayed", micros_since(job.received));
+                            job.request->model, "replayed", micros_since(job.produced));
   job.finished = true;
   if (job.outputs_pending == 0) finish(job);
 }
@@ -1292,7 +1313,7 @@ void Pipeline::Impl::reject_poison(Job& job, const format::PoisonRecord& poison)
                  format::dead_letter_headers(job.headers, facts, secrets_));
   metrics_.dead_letter(poison.error_class);
   metrics_.request_finished(stream.config.requests_topic, facts.provider, facts.model,
-                            std::string(to_string(poison.error_class)), micros_since(job.received));
+                            std::string(to_string(poison.error_class)), micros_since(job.produced));
   job.finished = true;
   if (job.outputs_pending == 0) finish(job);
 }
