@@ -77,7 +77,7 @@ lint: venv
 # clang-tidy over the core library and tools, with the dev build's compile commands.
 tidy: cpp
 	run-clang-tidy -quiet -p build/$(PRESET) -j 2 '$(CURDIR)/cpp/(src|tools)/.*\.cpp$$' > build/clang-tidy.log 2>&1 \
-	  || { grep -E 'error|warning' build/clang-tidy.log | head -50; exit 1; }
+	  || { grep -aE 'error:|warning:' build/clang-tidy.log | sort -u | head -50 || true; exit 1; }
 
 format: venv
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i

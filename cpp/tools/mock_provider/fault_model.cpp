@@ -31,7 +31,9 @@ std::chrono::microseconds to_micros(double millis) {
 
 std::string apply_body_overrides(const nlohmann::json& mock, MockOverrides& out) {
   if (!mock.is_object()) return "mock: must be a JSON object";
-  for (const auto& [key, value] : mock.items()) {
+  for (const auto& item : mock.items()) {
+    const std::string& key = item.key();
+    const nlohmann::json& value = item.value();
     auto millis = [&](std::optional<double>& field) -> std::string {
       if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() < 0.0 ||
           value.get<double>() > kMaxMillis) {

@@ -76,6 +76,9 @@ class ContentText {
 
   ContentText(const ContentText&) = delete;
   ContentText& operator=(const ContentText&) = delete;
+  ContentText(ContentText&&) = delete;
+  ContentText& operator=(ContentText&&) = delete;
+  ~ContentText() = default;
 
   std::string_view view() const noexcept { return view_; }
 
@@ -123,8 +126,8 @@ Generated generate(std::string_view prompt, std::int64_t max_tokens, const Reply
   }
   const auto limit = static_cast<std::size_t>(std::min(max_tokens, kMaxGeneratedTokens));
   out.tokens.reserve(limit);
-  out.tokens.push_back("mock");
-  out.tokens.push_back("reply:");
+  out.tokens.emplace_back("mock");
+  out.tokens.emplace_back("reply:");
   for_each_word(first_chars(prompt, kEchoChars), [&](std::string_view word) { out.tokens.push_back(word); });
   if (out.tokens.size() > limit || max_tokens > kMaxGeneratedTokens) {
     out.hit_limit = true;

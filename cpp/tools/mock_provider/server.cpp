@@ -55,6 +55,8 @@ class Worker {
 
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
+  Worker(Worker&&) = delete;
+  Worker& operator=(Worker&&) = delete;
 
   void start() {
     thread_ = std::thread([this] { context_.run(); });
@@ -382,6 +384,8 @@ class Server::Impl {
 
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
+  Impl(Impl&&) = delete;
+  Impl& operator=(Impl&&) = delete;
 
   std::uint16_t port() const { return tcp_acceptor_.local_endpoint().port(); }
   const std::string& host() const noexcept { return host_; }
