@@ -146,7 +146,7 @@ def test_redis_outage_applies_backpressure_and_commits_nothing_unstored(
     stack = stack_handle.info
     window = 100
     topics = make_topics(stack, unique_name, partitions=2)
-    ids = [f"{unique_name}-{i}" for i in range(1500)]
+    ids = [f"{unique_name}-{i}" for i in range(3000)]  # more than the window plus the backlog
     responses = Collector(stack, topics.responses)
     samples: list[dict[str, Any]] = []
     with Pipeline(make_config(stack, topics, max_handlers=window)) as pipeline:

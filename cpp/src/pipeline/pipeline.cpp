@@ -59,6 +59,10 @@ std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(SystemClock::now().time_since_epoch()).count();
 }
 
+/// The backlog of consumed records waiting for a slot in the window pauses consumption only at
+/// max(maxHandlers, this); a record in it costs its payload plus about 300 bytes.
+constexpr std::size_t kMinBacklog = 1024;
+
 std::uint64_t micros_since(SteadyClock::time_point start) {
   const auto d = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - start).count();
   return d > 0 ? static_cast<std::uint64_t>(d) : 0;
@@ -546,7 +550,11 @@ void Pipeline::Impl::drain_consumer(std::size_t index) {
 
 void Pipeline::Impl::update_flow(Stream& stream) {
   if (stopping_) return;
-  const std::size_t high = stream.config.max_handlers;
+  // Pausing is expensive: librdkafka drops what it has prefetched for the paused partitions, and
+  // after the resume their next fetch may wait behind a long-poll fetch already in flight (up to
+  // fetch.wait.max.ms). So the backlog holds at least kMinBacklog records, and consumption resumes
+  // while half of it is left: enough work to cover that round trip even with a small window.
+  const std::size_t high = std::max(stream.config.max_handlers, kMinBacklog);
   const std::size_t low = high / 2;
   if (!stream.paused && stream.backlog.size() >= high) {
     stream.consumer->pause(stream.assignment);
