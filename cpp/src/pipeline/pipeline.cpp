@@ -1,7 +1,5 @@
 #include "kafka_llm/pipeline/pipeline.hpp"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
@@ -69,16 +67,9 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false
 )lua";
 
-std::string sha1_hex(std::string_view text) {
-  std::array<unsigned char, SHA_DIGEST_LENGTH> digest{};
-  SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest.data());
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char byte : digest) {
-    out.push_back(kHex[byte >> 4U]);
-    out.push_back(kHex[byte & 15U]);
-  }
-  return out;
+// What the script above counts as a done record.
+bool is_done_record(std::string_view stored) {
+  return stored.starts_with(R"({"status":"done",)");
 }
 
 }  // namespace
@@ -172,7 +163,10 @@ class Pipeline::Impl {
   void schedule_housekeeping();
 
   // A request's life.
-  void claim(Job& job);
+  /// Stores the pending record unless a done one is there. `replace`: with the store-unless-done
+  /// script; otherwise with SET NX GET (no script on the server for the usual new key), falling
+  /// back to the script when a record of an earlier attempt is there.
+  void claim(Job& job, bool replace = false);
   void dispatch(Job& job);
   void start_attempt(Job& job);
   void on_attempt_done(std::uint64_t job_id, ProviderCall&& call);
@@ -204,7 +198,6 @@ class Pipeline::Impl {
   // Limits shared by every worker: token buckets in Redis, one atomic script per check-and-take.
   void shared_take(Job& job);
   void shared_charge(const ProviderConfig& provider, std::int64_t requests, std::int64_t tokens);
-  void run_shared_script(std::vector<std::string> args, std::function<void(redis::RedisReply&&)> done);
   std::vector<policy::SharedBucketOp> shared_ops(const ProviderConfig& provider, std::int64_t requests,
                                                  std::int64_t tokens) const;
   std::vector<std::string> shared_keys(const ProviderConfig& provider) const;
@@ -236,7 +229,9 @@ class Pipeline::Impl {
   asio::steady_timer housekeeping_;
   SteadyClock::time_point last_commit_;
   std::uint64_t next_job_id_ = 1;
-  const std::string shared_script_sha_ = sha1_hex(policy::kSharedRateLimitScript);
+  const redis::RedisScript store_unless_done_script_{std::string(kStoreUnlessDoneScript)};
+  const redis::RedisScript shared_rate_limit_script_{std::string(policy::kSharedRateLimitScript)};
+  bool claim_with_set_nx_get_ = true;  ///< false once Redis (< 7.0) rejected SET … NX … GET
   std::atomic<bool> running_{false};
   std::atomic<bool> stopping_{false};
   bool started_ = false;
@@ -654,7 +649,7 @@ void Pipeline::Impl::begin_job(Job& ref) {
 // ---------------------------------------------------------------------------------------------
 // A request's life: claim (idempotency), admission (breaker, rate limit), attempts, outcome
 
-void Pipeline::Impl::claim(Job& job) {
+void Pipeline::Impl::claim(Job& job, bool replace) {
   format::ResultRecord pending;
   pending.status = format::ResultStatus::kPending;
   pending.request_id = job.request->request_id;
@@ -665,26 +660,44 @@ void Pipeline::Impl::claim(Job& job) {
   const std::string key = format::result_key(config_.redis.key_prefix, job.request->request_id);
   const std::string value = format::serialize_result(pending);
   const std::string ttl = std::to_string(config_.redis.result_ttl.count());
-  redis_->command({"EVAL", kStoreUnlessDoneScript, "1", key, value, ttl},
-                  [this, id = job.id](redis::RedisReply&& reply) {
-                    Job* j = find_job(id);
-                    if (j == nullptr) return;
-                    if (!reply.ok()) {
-                      // Redis is down or slow: wait and try again; the in-flight window turns this into
-                      // backpressure.
-                      after(*j, std::chrono::milliseconds(200), [this](Job& again) { claim(again); });
-                      return;
-                    }
-                    if (reply.type == redis::RedisReply::Type::kString) {
-                      auto stored = format::parse_result(reply.str);
-                      if (auto* record = std::get_if<format::ResultRecord>(&stored)) {
-                        metrics_.cache_hit();
-                        republish_done(*j, *record);
-                        return;
-                      }
-                    }
-                    dispatch(*j);
-                  });
+  const bool by_script = replace || !claim_with_set_nx_get_;
+  auto on_reply = [this, id = job.id, by_script](redis::RedisReply&& reply) {
+    Job* j = find_job(id);
+    if (j == nullptr) return;
+    if (!reply.ok()) {
+      if (!by_script && !reply.transport_error) {
+        // Redis before 7.0 does not take NX and GET together: the script does it all from now on.
+        claim_with_set_nx_get_ = false;
+        claim(*j, true);
+        return;
+      }
+      // Redis is down or slow: wait and try again; the in-flight window turns this into
+      // backpressure.
+      after(*j, std::chrono::milliseconds(200), [this, by_script](Job& again) { claim(again, by_script); });
+      return;
+    }
+    if (reply.type == redis::RedisReply::Type::kString) {
+      if (is_done_record(reply.str)) {
+        auto stored = format::parse_result(reply.str);
+        if (auto* record = std::get_if<format::ResultRecord>(&stored)) {
+          metrics_.cache_hit();
+          republish_done(*j, *record);
+          return;
+        }
+      }
+      if (!by_script) {
+        // The record of an earlier attempt (pending or error): replaced unless it became done.
+        claim(*j, true);
+        return;
+      }
+    }
+    dispatch(*j);
+  };
+  if (by_script) {
+    redis_->eval(store_unless_done_script_, {"1", key, value, ttl}, std::move(on_reply));
+  } else {
+    redis_->command({"SET", key, value, "NX", "PX", ttl, "GET"}, std::move(on_reply));
+  }
 }
 
 void Pipeline::Impl::dispatch(Job& job) {
@@ -1151,11 +1164,10 @@ void Pipeline::Impl::store_result(std::uint64_t job_id, std::string key, std::st
   Job* job = find_job(job_id);
   if (job == nullptr) return;
   ++job->outputs_pending;
-  // The arguments are views: build them before the callback takes ownership of the strings.
   const std::string ttl = std::to_string(config_.redis.result_ttl.count());
-  const std::vector<std::string_view> args = {"EVAL", kStoreUnlessDoneScript, "1", key, value, ttl};
-  auto data = std::make_shared<std::pair<std::string, std::string>>(std::move(key), std::move(value));
-  redis_->command(args, [this, job_id, data, then = std::move(then)](redis::RedisReply&& reply) mutable {
+  const std::vector<std::string_view> args = {"1", key, value, ttl};  // sent before the strings move on
+  auto data = std::make_shared<std::pair<std::string, std::string>>();
+  auto on_reply = [this, job_id, data, then = std::move(then)](redis::RedisReply&& reply) mutable {
     Job* j = find_job(job_id);
     if (j == nullptr) return;
     if (!reply.ok()) {
@@ -1173,7 +1185,9 @@ void Pipeline::Impl::store_result(std::uint64_t job_id, std::string key, std::st
     }
     then(*j, done ? &*done : nullptr);  // may add outputs before this one counts as done
     output_done(job_id);
-  });
+  };
+  redis_->eval(store_unless_done_script_, args, std::move(on_reply));
+  *data = {std::move(key), std::move(value)};  // kept for a retry
 }
 
 void Pipeline::Impl::produce_output(std::uint64_t job_id, std::string topic, std::optional<std::string> key,
@@ -1262,25 +1276,6 @@ std::vector<policy::SharedBucketOp> Pipeline::Impl::shared_ops(const ProviderCon
   return ops;
 }
 
-void Pipeline::Impl::run_shared_script(std::vector<std::string> args,
-                                       std::function<void(redis::RedisReply&&)> done) {
-  // args: numkeys, keys..., argv...; EVALSHA first, the full script once when Redis lacks it.
-  std::vector<std::string_view> command = {"EVALSHA", shared_script_sha_};
-  command.insert(command.end(), args.begin(), args.end());
-  auto shared_args = std::make_shared<std::vector<std::string>>(std::move(args));
-  redis_->command(command, [this, shared_args, done = std::move(done)](redis::RedisReply&& reply) mutable {
-    if (reply.type == redis::RedisReply::Type::kError && !reply.transport_error &&
-        reply.str.starts_with("NOSCRIPT")) {
-      std::vector<std::string_view> eval = {"EVAL", policy::kSharedRateLimitScript};
-      eval.insert(eval.end(), shared_args->begin(), shared_args->end());
-      redis_->command(eval,
-                      [shared_args, done = std::move(done)](redis::RedisReply&& r) { done(std::move(r)); });
-      return;
-    }
-    done(std::move(reply));
-  });
-}
-
 void Pipeline::Impl::shared_take(Job& job) {
   if (job.estimated_tokens == 0) {
     job.estimated_tokens = static_cast<std::int64_t>(format::estimate_tokens(*job.request));
@@ -1293,7 +1288,8 @@ void Pipeline::Impl::shared_take(Job& job) {
        policy::shared_rate_limit_argv(SystemClock::now(), policy::SharedRateLimitMode::kTake, ops)) {
     args.push_back(std::move(a));
   }
-  run_shared_script(std::move(args), [this, id = job.id](redis::RedisReply&& reply) {
+  const std::vector<std::string_view> views(args.begin(), args.end());
+  redis_->eval(shared_rate_limit_script_, views, [this, id = job.id](redis::RedisReply&& reply) {
     Job* j = find_job(id);
     if (j == nullptr) return;
     if (!reply.ok() || reply.type != redis::RedisReply::Type::kInteger) {
@@ -1320,7 +1316,8 @@ void Pipeline::Impl::shared_charge(const ProviderConfig& provider, std::int64_t 
     args.push_back(std::move(a));
   }
   // A lost correction leaves the shared limit slightly off until the buckets refill.
-  run_shared_script(std::move(args), [](redis::RedisReply&&) {});
+  const std::vector<std::string_view> views(args.begin(), args.end());
+  redis_->eval(shared_rate_limit_script_, views, [](redis::RedisReply&&) {});
 }
 
 HeaderList Pipeline::Impl::output_headers(const Job& job, std::string_view request_id,
