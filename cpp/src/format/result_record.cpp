@@ -108,13 +108,19 @@ std::string result_key(std::string_view prefix, std::string_view request_id) {
 
 std::string serialize_result(const ResultRecord& record) {
   std::string out;
+  out.reserve(record.body_text.size() + (record.output ? record.output->size() : 0) +
+              record.request_id.size() + 256);
   detail::ObjectWriter object(out);
   object.string("status", to_string(record.status));
   object.string("request_id", record.request_id);
   object.optional_string("provider", record.provider);
   object.optional_string("model", record.model);
   object.optional_string("output", record.output);
-  object.json("body", record.body);
+  if (record.body_text.empty()) {
+    object.json("body", record.body);
+  } else {
+    object.json_text("body", record.body_text);
+  }
   object.optional_string("error", record.error);
   if (record.status_code) {
     object.integer("status_code", *record.status_code);
@@ -122,7 +128,7 @@ std::string serialize_result(const ResultRecord& record) {
     object.null("status_code");
   }
   if (record.usage) {
-    object.json("usage", json(*record.usage));
+    object.token_usage("usage", *record.usage);
   } else {
     object.null("usage");
   }

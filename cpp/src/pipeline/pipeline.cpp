@@ -171,7 +171,9 @@ class Pipeline::Impl {
   void start_attempt(Job& job);
   void on_attempt_done(std::uint64_t job_id, ProviderCall&& call);
   void on_stream_data(Job& job, std::string_view data);
-  void succeed(Job& job, nlohmann::json body);
+  /// `body`: what read_provider_response reads (the members scan_provider_body kept, or a whole
+  /// document); `body_text`: the provider's bytes, stored and published instead of `body` when set.
+  void succeed(Job& job, nlohmann::json body, std::string body_text = {});
   void fail(Job& job, ErrorClass error_class, int http_status, const std::string& message);
   void republish_done(Job& job, const format::ResultRecord& record);
   void reject_poison(Job& job, const format::PoisonRecord& poison);
@@ -817,10 +819,20 @@ void Pipeline::Impl::on_attempt_done(std::uint64_t job_id, ProviderCall&& call) 
     job.stream_prefix.clear();
   }
 
+  // Anthropic bodies are parsed whole (they are mapped to OpenAI's shape); others are scanned for
+  // the few members read from them and passed on as the provider's bytes.
   nlohmann::json body;
   if (ok_status && !job.request->stream) {
-    body = nlohmann::json::parse(call.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object()) {
+    bool is_object = false;
+    if (job.provider->kind == ProviderKind::kAnthropic) {
+      body = nlohmann::json::parse(call.body, nullptr, false);
+      is_object = !body.is_discarded() && body.is_object();
+    } else {
+      auto scanned = format::scan_provider_body(call.body);
+      is_object = scanned.is_object;
+      body = std::move(scanned.members);
+    }
+    if (!is_object) {
       call.error = policy::TransportError::kMalformedResponse;
       call.transport_message = "the provider's response is not a JSON object";
       ++job.malformed;
@@ -848,8 +860,10 @@ void Pipeline::Impl::on_attempt_done(std::uint64_t job_id, ProviderCall&& call) 
             std::chrono::duration_cast<std::chrono::seconds>(SystemClock::now().time_since_epoch()).count();
         auto mapped = format::to_openai_chat_completion(body, created_s);
         if (auto* converted = std::get_if<nlohmann::json>(&mapped)) body = std::move(*converted);
+        succeed(job, std::move(body));
+        return;
       }
-      succeed(job, std::move(body));
+      succeed(job, std::move(body), job.request->stream ? std::string() : std::move(call.body));
       return;
     case policy::RetryAction::kRetry:
       metrics_.retry(std::string(decision.reason_label));
@@ -941,7 +955,7 @@ void Pipeline::Impl::on_stream_data(Job& job, std::string_view data) {
   }
 }
 
-void Pipeline::Impl::succeed(Job& job, nlohmann::json body) {
+void Pipeline::Impl::succeed(Job& job, nlohmann::json body, std::string body_text) {
   const auto& request = *job.request;
   const Stream& stream = streams_[job.stream];
   const double latency_ms = static_cast<double>(micros_since(job.first_attempt)) / 1000.0;
@@ -974,7 +988,11 @@ void Pipeline::Impl::succeed(Job& job, nlohmann::json body) {
       record.usage = output->usage;
       if (output->model && config_.model_version.empty()) job.model_version = *output->model;
     }
-    record.body = std::move(body);
+    if (body_text.empty()) {
+      record.body = std::move(body);
+    } else {
+      record.body_text = std::move(body_text);
+    }
   }
   if (record.usage) {
     metrics_.tokens(job.provider->name, request.model, static_cast<std::int64_t>(record.usage->prompt_tokens),
@@ -987,28 +1005,30 @@ void Pipeline::Impl::succeed(Job& job, nlohmann::json body) {
     }
   }
   auto serialized = format::serialize_result(record);
-  auto response = std::make_shared<format::ResponseEnvelope>(
-      format::ResponseEnvelope{request.metadata, 200, std::move(record.body), request.request_id,
-                               job.provider->name, request.model, job.attempts, latency_ms});
-  store_result(job.id, format::result_key(config_.redis.key_prefix, request.request_id),
-               std::move(serialized), [this, response](Job& j, const format::ResultRecord* already_done) {
-                 if (already_done != nullptr) {
-                   publish_stored(j, *already_done);
-                   return;
-                 }
-                 const auto& req = *j.request;
-                 const auto& topic = streams_[j.stream].config.responses_topic;
-                 HeaderList headers = output_headers(j, req.request_id, j.model_version, req.prompt_hash);
-                 if (req.stream) {
-                   format::StreamFinalFrame frame{req.request_id,  j.seq,   200,
-                                                  j.finish_reason, j.usage, std::nullopt};
-                   produce_output(j.id, topic, req.request_id, format::serialize_final_frame(frame),
-                                  std::move(headers));
-                 } else {
-                   produce_output(j.id, topic, req.request_id, format::serialize_response(*response),
-                                  std::move(headers));
-                 }
-               });
+  std::string response;
+  if (!request.stream) {
+    response = format::serialize_response(format::ResponseEnvelope{
+        request.metadata, 200, std::move(record.body), request.request_id, job.provider->name, request.model,
+        job.attempts, latency_ms, std::move(record.body_text)});
+  }
+  store_result(
+      job.id, format::result_key(config_.redis.key_prefix, request.request_id), std::move(serialized),
+      [this, response = std::move(response)](Job& j, const format::ResultRecord* already_done) {
+        if (already_done != nullptr) {
+          publish_stored(j, *already_done);
+          return;
+        }
+        const auto& req = *j.request;
+        const auto& topic = streams_[j.stream].config.responses_topic;
+        HeaderList headers = output_headers(j, req.request_id, j.model_version, req.prompt_hash);
+        if (req.stream) {
+          format::StreamFinalFrame frame{req.request_id, j.seq, 200, j.finish_reason, j.usage, std::nullopt};
+          produce_output(j.id, topic, req.request_id, format::serialize_final_frame(frame),
+                         std::move(headers));
+        } else {
+          produce_output(j.id, topic, req.request_id, response, std::move(headers));
+        }
+      });
   metrics_.request_finished(stream.config.requests_topic, job.provider->name, request.model, "ok",
                             micros_since(job.received));
   job.finished = true;
