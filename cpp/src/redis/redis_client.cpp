@@ -5,10 +5,12 @@
 #include <openssl/sha.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <charconv>
+#include <deque>
 #include <utility>
 
 #include "kafka_llm/common/errors.hpp"
@@ -183,15 +185,41 @@ struct RedisClient::Connection : std::enable_shared_from_this<Connection> {
   bool write_armed = false;
   bool ready = false;
   bool connected = false;
-  std::size_t outstanding = 0;        // commands sent and not yet answered
-  Clock::time_point last_progress{};  // the last reply, or the send that ended an idle spell
+  // Replies awaited. A command counts against the command timeout only once it was written to the
+  // socket: commands waiting in hiredis' buffer for a busy loop to write them are not the server's
+  // delay.
+  struct Written {
+    std::size_t commands = 0;
+    Clock::time_point at;
+  };
+  std::size_t outstanding = 0;  // commands queued and not yet answered
+  std::size_t unwritten = 0;    // of those, queued since hiredis' buffer was last written out
+  std::deque<Written> written;  // the others, by when their batch was written, oldest first
+  Clock::time_point last_reply{};
 
   void note_sent() {
-    if (outstanding++ == 0) last_progress = Clock::now();
+    ++outstanding;
+    ++unwritten;
+  }
+  void note_written() {
+    if (unwritten == 0) return;
+    written.push_back({unwritten, Clock::now()});
+    unwritten = 0;
   }
   void note_reply() {
+    last_reply = Clock::now();
     if (outstanding > 0) --outstanding;
-    last_progress = Clock::now();
+    if (!written.empty()) {
+      if (--written.front().commands == 0) written.pop_front();
+    } else if (unwritten > 0) {
+      --unwritten;
+    }
+  }
+  // Written commands unanswered for `timeout`, with no reply in that time and none unread in the
+  // socket: the server is silent.
+  bool stalled(Clock::time_point now, std::chrono::milliseconds timeout) const {
+    if (written.empty()) return false;
+    return now - std::max(written.front().at, last_reply) > timeout && !readable();
   }
   // Unread reply bytes: a busy event loop, not a silent server.
   bool readable() const {
@@ -218,6 +246,7 @@ struct RedisClient::Connection : std::enable_shared_from_this<Connection> {
       self->write_armed = false;
       if (ec || self->ctx == nullptr || !self->want_write) return;
       redisAsyncHandleWrite(self->ctx);
+      if (!self->want_write) self->note_written();  // hiredis' buffer is empty
       self->arm_write();
     });
   }
@@ -460,8 +489,7 @@ void RedisClient::check_timeouts() {
     // Only a connection that answers nothing is dropped: a slow loop reading replies late (replies
     // keep arriving, or wait unread in the socket) must not turn into failed commands and resends.
     if (connection_ && connection_->ctx != nullptr && connection_->connected &&
-        connection_->outstanding > 0 &&
-        Clock::now() - connection_->last_progress > options_.command_timeout && !connection_->readable()) {
+        connection_->stalled(Clock::now(), options_.command_timeout)) {
       last_error_ = "Redis command timed out";
       drop_reason_ = last_error_;
       redisAsyncFree(connection_->ctx);
