@@ -116,7 +116,8 @@ void append_compact_json(std::string& out, std::string_view json_text) {
   std::size_t run_start = 0;
   bool in_string = false;
   const std::size_t size = json_text.size();
-  for (std::size_t at = 0; at < size; ++at) {
+  std::size_t at = 0;
+  for (; at < size; ++at) {
     const char c = json_text[at];
     if (in_string) {
       if (c == '\\') {
@@ -131,9 +132,11 @@ void append_compact_json(std::string& out, std::string_view json_text) {
     } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
       out.append(json_text.substr(run_start, at - run_start));
       run_start = at + 1;
+    } else if (c == '\0') {
+      break;  // nlohmann's parser takes a NUL byte for the end of the text: nothing after it is JSON
     }
   }
-  out.append(json_text.substr(run_start));
+  out.append(json_text.substr(run_start, at - run_start));
 }
 
 namespace {

@@ -31,9 +31,10 @@ void append_json(std::string& out, const nlohmann::json& value);
 void append_json_number(std::string& out, double value);
 
 /// Appends `json_text`, which must be one valid JSON value (e.g. text nlohmann::json::parse
-/// accepted), without its insignificant whitespace and without a leading UTF-8 byte order mark
-/// (which the parser skips): the same value, compact, its bytes otherwise unchanged (member order,
-/// number spelling and string escapes are kept).
+/// accepted), without its insignificant whitespace, without a leading UTF-8 byte order mark (which
+/// the parser skips) and without anything after a NUL byte (which the parser takes for the end of
+/// the text): the same value, compact, its bytes otherwise unchanged (member order, number spelling
+/// and string escapes are kept).
 void append_compact_json(std::string& out, std::string_view json_text);
 
 /// Appends `usage` as nlohmann would serialize `nlohmann::json(usage)` (keys in byte order):

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kafka_llm/format/anthropic_mapping.hpp"
+#include "kafka_llm/format/json_parse.hpp"
 #include "provider_fields.hpp"
 
 namespace kafka_llm::format {
@@ -281,8 +282,99 @@ class ReducedBodyBuilder {
 
 }  // namespace
 
+namespace {
+
+// Nesting beyond which scan_provider_body leaves the body to nlohmann's SAX parser, which needs no
+// recursion.
+constexpr std::size_t kMaxReadDepth = 256;
+
+bool kept_member(std::string_view name) {
+  return name == "model" || name == "usage" || name == "error" || name == "message" || name == "type";
+}
+
+// Reads an object, keeping the members `keep` names (read whole) and reading `nested` members with
+// `read_nested`; everything else is checked and dropped. A value that is not an object is kept
+// whole (reading it then fails the way the document path fails).
+template <class Keep, class Nested>
+bool read_reduced_object(JsonReader& reader, json& out, Keep keep, std::string_view nested,
+                         Nested read_nested) {
+  if (reader.peek() != '{') return reader.read(out);
+  if (!reader.begin_object()) return false;
+  out = json::object();
+  std::string key;
+  bool first = true;
+  while (true) {
+    switch (reader.next_member(&key, first)) {
+      case JsonReader::Next::kError:
+        return false;
+      case JsonReader::Next::kEnd:
+        return true;
+      case JsonReader::Next::kItem:
+        break;
+    }
+    if (!nested.empty() && key == nested) {
+      if (!read_nested(reader, out[key])) return false;
+    } else if (keep(key)) {
+      if (!reader.read(out[key])) return false;  // a repeated key: the last one wins
+    } else if (!reader.skip()) {
+      return false;
+    }
+  }
+}
+
+bool read_message(JsonReader& reader, json& out) {
+  const auto keep = [](std::string_view name) { return name == "content"; };
+  return read_reduced_object(reader, out, keep, {}, [](JsonReader&, json&) { return false; });
+}
+
+bool read_choice(JsonReader& reader, json& out) {
+  const auto keep = [](std::string_view name) { return name == "finish_reason" || name == "text"; };
+  return read_reduced_object(reader, out, keep, "message", read_message);
+}
+
+// `choices`: the first element reduced, the others checked and dropped.
+bool read_choices(JsonReader& reader, json& out) {
+  if (reader.peek() != '[') return reader.read(out);
+  if (!reader.begin_array()) return false;
+  out = json::array();
+  bool first = true;
+  while (true) {
+    const bool is_first = first;
+    switch (reader.next_element(first)) {
+      case JsonReader::Next::kError:
+        return false;
+      case JsonReader::Next::kEnd:
+        return true;
+      case JsonReader::Next::kItem:
+        break;
+    }
+    if (is_first) {
+      if (!read_choice(reader, out.emplace_back())) return false;
+    } else if (!reader.skip()) {
+      return false;
+    }
+  }
+}
+
+}  // namespace
+
 ScannedProviderBody scan_provider_body(std::string_view text) {
   ScannedProviderBody out;
+  {
+    JsonReader reader(text, kMaxReadDepth);
+    json members;
+    const bool object = reader.peek() == '{';
+    const bool read =
+        object ? read_reduced_object(reader, members, kept_member, "choices", read_choices) : reader.skip();
+    if (read && reader.at_end()) {
+      out.valid = true;
+      out.is_object = object;
+      if (object) out.members = std::move(members);
+      return out;
+    }
+    if (!reader.too_deep()) return out;
+  }
+  // Nested deeper than the recursive reader goes: nlohmann's SAX parser needs no recursion.
   out.valid = true;
   ReducedBodyBuilder builder(out);
   try {

@@ -109,7 +109,7 @@ std::string result_key(std::string_view prefix, std::string_view request_id) {
 std::string serialize_result(const ResultRecord& record) {
   std::string out;
   out.reserve(record.body_text.size() + (record.output ? record.output->size() : 0) +
-              record.request_id.size() + 256);
+              record.request_id.size() + (record.error ? record.error->size() : 0) + 384);
   detail::ObjectWriter object(out);
   object.string("status", to_string(record.status));
   object.string("request_id", record.request_id);

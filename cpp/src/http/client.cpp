@@ -968,7 +968,10 @@ Client::Client(boost::asio::io_context& io, ClientOptions options) {
   std::size_t shards = std::clamp<std::size_t>(options.shards, 1, detail::kMaxShards);
   if (options.max_connections_per_host > 0 || options.max_total_connections > 0) shards = 1;
   requests_per_shard_ = std::max<std::size_t>(1, options.requests_per_shard);
-  options.max_idle_handles = (options.max_idle_handles + shards - 1) / shards;
+  // A shard keeps at least the idle slots of twice its fill, so a busy shard does not create and
+  // free easy handles as its load moves around; the total still follows max_idle_handles.
+  options.max_idle_handles = std::max((options.max_idle_handles + shards - 1) / shards,
+                                      std::min(options.max_idle_handles, 2 * requests_per_shard_));
   cores_.reserve(shards);
   for (std::size_t i = 0; i < shards; ++i)
     cores_.push_back(std::make_shared<detail::ClientCore>(io, options, i));

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -52,6 +54,10 @@ const std::vector<std::string>& sample_bodies() {
       R"({"choices":[[{"nested":[[[]]]}],{"message":{"content":"skipped"}}],"deep":{"a":[{"b":[{"c":{}}]}]}})",
       R"({})",
       "\xEF\xBB\xBF{\"model\":\"after a byte order mark\"}",
+      // Deeper than the recursive reader goes: nlohmann's SAX parser reads these.
+      R"({"model":"deep","choices":[{"text":"t","logprobs":)" + std::string(300, '[') +
+          std::string(300, ']') + R"(}],"usage":{"prompt_tokens":1}})",
+      R"({"choices":)" + std::string(300, '[') + std::string(300, ']') + "}",
   };
   return bodies;
 }
@@ -74,6 +80,55 @@ TEST(FormatBodySplice, ScanReadsWhatTheDocumentReads) {
       }
     }
     EXPECT_EQ(provider_error_message(document), provider_error_message(scanned.members));
+  }
+}
+
+// The scan and the document path on one text: "" when they agree.
+std::string scan_disagreement(const std::string& text) {
+  std::optional<json> document;
+  try {
+    document = json::parse(text);
+  } catch (const json::exception&) {
+  }
+  const ScannedProviderBody scanned = scan_provider_body(text);
+  if (scanned.valid != document.has_value()) return "valid";
+  if (scanned.is_object != (document && document->is_object())) return "is_object";
+  if (!scanned.is_object) return scanned.members.is_null() ? "" : "members of a non-object";
+  for (Endpoint endpoint : {Endpoint::kChatCompletions, Endpoint::kCompletions}) {
+    const auto expected = read_provider_response(*document, ProviderApi::kOpenAi, endpoint);
+    const auto actual = read_provider_response(scanned.members, ProviderApi::kOpenAi, endpoint);
+    if (expected.index() != actual.index()) return "outcome";
+    if (const auto* output = std::get_if<ProviderOutput>(&expected)) {
+      if (!(*output == std::get<ProviderOutput>(actual))) return "output";
+    } else if (std::get<FormatError>(expected).message != std::get<FormatError>(actual).message) {
+      return "error message";
+    }
+  }
+  if (provider_error_message(*document) != provider_error_message(scanned.members)) return "error text";
+  return {};
+}
+
+TEST(FormatBodySplice, MutatedBodiesScanLikeTheDocumentPath) {
+  const std::string alphabet =
+      std::string("{}[]\",:\\0123456789eE+-.tfnrul \n") + std::string("\x00\x1f\x80\xc3\xed", 5);
+  std::mt19937 rng(7);  // deterministic
+  for (int round = 0; round < 20000; ++round) {
+    std::string text = sample_bodies()[static_cast<std::size_t>(round) % 20];
+    for (int e = 0; e < 1 + static_cast<int>(rng() % 2) && !text.empty(); ++e) {
+      const std::size_t at = rng() % text.size();
+      switch (rng() % 3) {
+        case 0:
+          text[at] = alphabet[rng() % alphabet.size()];
+          break;
+        case 1:
+          text.insert(text.begin() + static_cast<std::ptrdiff_t>(at), alphabet[rng() % alphabet.size()]);
+          break;
+        default:
+          text.erase(at, 1 + rng() % 4);
+          break;
+      }
+    }
+    ASSERT_EQ(scan_disagreement(text), "") << json(text).dump(-1, ' ', true, json::error_handler_t::replace);
   }
 }
 
@@ -149,6 +204,10 @@ TEST(FormatBodySplice, BodyTextLosesOnlyInsignificantWhitespace) {
     EXPECT_FALSE(out.starts_with("\xEF"));
   }
   EXPECT_EQ(spliced(R"({ "k" : "v  w" , "n" : 1.50 })"), R"({"k":"v  w","n":1.50})");
+  // nlohmann's parser stops at a NUL byte; so does the splice.
+  const std::string with_nul("{\"a\":1} \0{junk", 14);
+  ASSERT_TRUE(scan_provider_body(with_nul).is_object);
+  EXPECT_EQ(spliced(with_nul), R"({"a":1})");
 }
 
 ResultRecord done_record() {
@@ -177,10 +236,16 @@ TEST(FormatBodySplice, ResultRecordWithBodyTextMeansTheSameAsWithTheDocument) {
     const std::string old_bytes = serialize_result(from_document);
     const std::string new_bytes = serialize_result(from_text);
     EXPECT_EQ(json::parse(new_bytes), json::parse(old_bytes));
-    // The stored record still reads back (parse_result) to the same record.
+    // The stored record reads back (parse_result) as before: to the same record, or (a body
+    // deeper than parse_result's nesting limit) to the same error.
     auto reread = parse_result(new_bytes);
-    ASSERT_TRUE(std::holds_alternative<ResultRecord>(reread));
-    EXPECT_EQ(std::get<ResultRecord>(reread), from_document);
+    auto reread_before = parse_result(old_bytes);
+    ASSERT_EQ(reread.index(), reread_before.index());
+    if (std::holds_alternative<ResultRecord>(reread)) {
+      EXPECT_EQ(std::get<ResultRecord>(reread), from_document);
+    } else {
+      EXPECT_EQ(std::get<FormatError>(reread).message, std::get<FormatError>(reread_before).message);
+    }
     // The store-unless-done check in Redis looks at this prefix.
     EXPECT_TRUE(new_bytes.starts_with(R"({"status":"done",)"));
   }

@@ -59,7 +59,8 @@ struct ScannedProviderBody {
   nlohmann::json members;
 };
 
-/// Scans `text` with nlohmann's SAX parser, keeping only ScannedProviderBody::members, so
+/// Reads `text` with read_json_document (nlohmann's SAX parser when it nests deeper than 256),
+/// keeping only ScannedProviderBody::members, so
 /// `read_provider_response(scan_provider_body(t).members, ProviderApi::kOpenAi, e)` equals
 /// `read_provider_response(nlohmann::json::parse(t), ProviderApi::kOpenAi, e)` for every valid
 /// object `t` (and likewise provider_error_message). Never throws except std::bad_alloc.

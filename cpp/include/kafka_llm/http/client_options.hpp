@@ -18,6 +18,7 @@ struct ClientOptions {
   /// exceeding it fails the request with TransportError::kOther.
   std::size_t max_response_bytes = std::size_t{64} << 20;
   /// Idle request slots (each with a libcurl easy handle and its buffers) kept for reuse; more are freed.
+  /// Split over the shards, each keeping at least min(max_idle_handles, 2 × requests_per_shard).
   std::size_t max_idle_handles = 1024;
   /// Requests are spread over up to this many libcurl multi handles (shards), each with its own
   /// connection cache: libcurl finds a reusable connection by walking the cached connections to the
