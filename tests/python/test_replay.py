@@ -313,3 +313,40 @@ def test_cli_help_dry_run_reset_and_refusal(stack: StackInfo, unique_name: str, 
 
     bad = _cli("replay", "--config", str(config), "--by-duration", "soon")
     assert bad.returncode == 2 and "--by-duration: must be a duration like 15m" in bad.stderr
+
+
+def test_replay_under_a_new_prompt_version_calls_the_provider_again_and_the_same_version_does_not(
+    stack: StackInfo, unique_name: str
+) -> None:
+    """A done result answers a replayed request only for the prompt it was made for: the same
+    template version is served from Redis, a new version (another prompt hash) runs again."""
+    topics = make_topics(stack, unique_name, partitions=PARTITIONS)
+    ids = [f"{unique_name}-{i}" for i in range(4)]
+    _produce(stack, topics, ids)
+
+    def run(version: str) -> dict[str, dict[str, str]]:
+        """Runs a worker with prompt ``version`` over the whole topic; the headers of its responses."""
+        start = _ends(stack, topics.responses)
+        end = _ends(stack, topics.requests)
+        prompt = {"version": version, "template": f"({version}) {{{{input}}}}"}
+        with Pipeline(make_config(stack, topics, stream_extra={"prompt": prompt})):
+            wait_for(lambda: _committed(stack, topics) == end, 60, f"the {version} worker to commit")
+        return {
+            json.loads(r.value)["request_id"]: {name: value.decode() for name, value in r.headers}
+            for r in _read_from(stack, topics.responses, start)
+        }
+
+    first = run("v1")
+    assert sorted(first) == ids and all(mock_calls(stack, i) == 1 for i in ids)
+    reset_offsets(stack.bootstrap_servers, topics.group, topics.requests, to_offset="earliest")
+    same = run("v1")
+    assert sorted(same) == ids
+    assert all(mock_calls(stack, i) == 1 for i in ids), "the same prompt is answered from Redis"
+    reset_offsets(stack.bootstrap_servers, topics.group, topics.requests, to_offset="earliest")
+    second = run("v2")
+    assert sorted(second) == ids
+    assert all(mock_calls(stack, i) == 2 for i in ids), "a new prompt version is sent to the provider"
+    for i in ids:
+        assert first[i]["prompt_version"] == same[i]["prompt_version"] == "v1"
+        assert second[i]["prompt_version"] == "v2"
+        assert second[i]["prompt_hash"] != first[i]["prompt_hash"] == same[i]["prompt_hash"]

@@ -1,6 +1,8 @@
 #include "json_util.hpp"
 
 #include <array>
+#include <charconv>
+#include <cmath>
 
 #include "kafka_llm/format/utf8.hpp"
 
@@ -90,11 +92,71 @@ std::string to_valid_utf8(std::string_view text) {
 }
 
 void append_json(std::string& out, const nlohmann::json& value) {
+  if (value.is_null()) {
+    out.append("null");
+    return;
+  }
   out.append(value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 void append_json_number(std::string& out, double value) {
-  out.append(nlohmann::json(value).dump());
+  if (!std::isfinite(value)) {
+    out.append("null");
+    return;
+  }
+  // The routine nlohmann's serializer uses for doubles (shortest round trip, "1.0" for integral
+  // values), without building a document and a string for each number.
+  std::array<char, 64> buffer{};
+  char* end = nlohmann::detail::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
+  out.append(buffer.data(), static_cast<std::size_t>(end - buffer.data()));
+}
+
+void append_compact_json(std::string& out, std::string_view json_text) {
+  if (json_text.starts_with("\xEF\xBB\xBF")) json_text.remove_prefix(3);
+  std::size_t run_start = 0;
+  bool in_string = false;
+  const std::size_t size = json_text.size();
+  std::size_t at = 0;
+  for (; at < size; ++at) {
+    const char c = json_text[at];
+    if (in_string) {
+      if (c == '\\') {
+        ++at;  // the escaped character cannot end the string
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+      out.append(json_text.substr(run_start, at - run_start));
+      run_start = at + 1;
+    } else if (c == '\0') {
+      break;  // nlohmann's parser takes a NUL byte for the end of the text: nothing after it is JSON
+    }
+  }
+  out.append(json_text.substr(run_start, at - run_start));
+}
+
+namespace {
+
+void append_unsigned(std::string& out, std::uint64_t value) {
+  std::array<char, 24> buffer{};
+  const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
+  out.append(buffer.data(), static_cast<std::size_t>(result.ptr - buffer.data()));
+}
+
+}  // namespace
+
+void append_token_usage(std::string& out, const TokenUsage& usage) {
+  out.append("{\"completion_tokens\":");
+  append_unsigned(out, usage.completion_tokens);
+  out.append(",\"prompt_tokens\":");
+  append_unsigned(out, usage.prompt_tokens);
+  out.append(",\"total_tokens\":");
+  append_unsigned(out, usage.total_tokens);
+  out.push_back('}');
 }
 
 void ObjectWriter::key(std::string_view name) {
@@ -120,12 +182,14 @@ void ObjectWriter::optional_string(std::string_view name, const std::optional<st
 
 void ObjectWriter::integer(std::string_view name, std::int64_t value) {
   key(name);
-  out_.append(std::to_string(value));
+  std::array<char, 24> buffer{};
+  const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
+  out_.append(buffer.data(), static_cast<std::size_t>(result.ptr - buffer.data()));
 }
 
 void ObjectWriter::unsigned_integer(std::string_view name, std::uint64_t value) {
   key(name);
-  out_.append(std::to_string(value));
+  append_unsigned(out_, value);
 }
 
 void ObjectWriter::number(std::string_view name, double value) {
@@ -151,6 +215,16 @@ void ObjectWriter::json(std::string_view name, const nlohmann::json& value) {
 void ObjectWriter::raw(std::string_view name, std::string_view json_text) {
   key(name);
   out_.append(json_text);
+}
+
+void ObjectWriter::json_text(std::string_view name, std::string_view json_text) {
+  key(name);
+  append_compact_json(out_, json_text);
+}
+
+void ObjectWriter::token_usage(std::string_view name, const TokenUsage& usage) {
+  key(name);
+  append_token_usage(out_, usage);
 }
 
 }  // namespace kafka_llm::format::detail

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "kafka_llm/format/token_usage.hpp"
+
 namespace kafka_llm::format::detail {
 
 /// "object", "array", "string", "number", "boolean" or "null".
@@ -27,6 +29,17 @@ void append_json(std::string& out, const nlohmann::json& value);
 
 /// Appends a double the way nlohmann does (shortest round-trip form; NaN/inf become null).
 void append_json_number(std::string& out, double value);
+
+/// Appends `json_text`, which must be one valid JSON value (e.g. text nlohmann::json::parse
+/// accepted), without its insignificant whitespace, without a leading UTF-8 byte order mark (which
+/// the parser skips) and without anything after a NUL byte (which the parser takes for the end of
+/// the text): the same value, compact, its bytes otherwise unchanged (member order, number spelling
+/// and string escapes are kept).
+void append_compact_json(std::string& out, std::string_view json_text);
+
+/// Appends `usage` as nlohmann would serialize `nlohmann::json(usage)` (keys in byte order):
+/// `{"completion_tokens":…,"prompt_tokens":…,"total_tokens":…}`.
+void append_token_usage(std::string& out, const TokenUsage& usage);
 
 /// Writes one JSON object: `{"a":1,"b":"x"}`. Keys must be plain ASCII without characters that
 /// need escaping (they are compile-time literals at every call site).
@@ -48,7 +61,11 @@ class ObjectWriter {
   void boolean(std::string_view name, bool value);
   void null(std::string_view name);
   void json(std::string_view name, const nlohmann::json& value);
+  /// `json_text` as is (must be one valid, compact JSON value).
   void raw(std::string_view name, std::string_view json_text);
+  /// `json_text` (one valid JSON value) through append_compact_json.
+  void json_text(std::string_view name, std::string_view json_text);
+  void token_usage(std::string_view name, const TokenUsage& usage);
   void close() { out_.push_back('}'); }
 
  private:

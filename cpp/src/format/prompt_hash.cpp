@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cmath>
+#include <memory>
 #include <stdexcept>
 
 #include "json_util.hpp"
@@ -62,10 +63,19 @@ void append_canonical(std::string& out, const nlohmann::json& value) {
 }  // namespace
 
 std::string sha256_hex(std::string_view data) {
+  // The algorithm is fetched once and a context kept per thread: EVP_Digest with EVP_sha256()
+  // fetches the implementation from the provider on every call, which cost more than the hashing.
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct ContextDeleter {
+    void operator()(EVP_MD_CTX* context) const noexcept { EVP_MD_CTX_free(context); }
+  };
+  thread_local const std::unique_ptr<EVP_MD_CTX, ContextDeleter> context(EVP_MD_CTX_new());
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1) {
-    throw std::runtime_error("OpenSSL EVP_Digest(SHA-256) failed");
+  if (kSha256 == nullptr || !context || EVP_DigestInit_ex(context.get(), kSha256, nullptr) != 1 ||
+      EVP_DigestUpdate(context.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(context.get(), digest.data(), &length) != 1) {
+    throw std::runtime_error("OpenSSL SHA-256 failed");
   }
   static constexpr std::string_view kHex = "0123456789abcdef";
   std::string hex;

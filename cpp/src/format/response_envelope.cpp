@@ -6,10 +6,15 @@ namespace kafka_llm::format {
 
 std::string serialize_response(const ResponseEnvelope& response) {
   std::string out;
+  out.reserve(response.body_text.size() + response.request_id.size() + 192);
   detail::ObjectWriter object(out);
   object.json("metadata", response.metadata);
   object.integer("status_code", response.status_code);
-  object.json("body", response.body);
+  if (response.body_text.empty()) {
+    object.json("body", response.body);
+  } else {
+    object.json_text("body", response.body_text);
+  }
   object.string("request_id", response.request_id);
   object.optional_string("provider", response.provider);
   object.optional_string("model", response.model);
@@ -111,7 +116,7 @@ std::string serialize_final_frame(const StreamFinalFrame& frame) {
   object.integer("status_code", frame.status_code);
   object.optional_string("finish_reason", frame.finish_reason);
   if (frame.usage) {
-    object.json("usage", nlohmann::json(*frame.usage));
+    object.token_usage("usage", *frame.usage);
   } else {
     object.null("usage");
   }

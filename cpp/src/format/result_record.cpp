@@ -108,13 +108,19 @@ std::string result_key(std::string_view prefix, std::string_view request_id) {
 
 std::string serialize_result(const ResultRecord& record) {
   std::string out;
+  out.reserve(record.body_text.size() + (record.output ? record.output->size() : 0) +
+              record.request_id.size() + (record.error ? record.error->size() : 0) + 384);
   detail::ObjectWriter object(out);
   object.string("status", to_string(record.status));
   object.string("request_id", record.request_id);
   object.optional_string("provider", record.provider);
   object.optional_string("model", record.model);
   object.optional_string("output", record.output);
-  object.json("body", record.body);
+  if (record.body_text.empty()) {
+    object.json("body", record.body);
+  } else {
+    object.json_text("body", record.body_text);
+  }
   object.optional_string("error", record.error);
   if (record.status_code) {
     object.integer("status_code", *record.status_code);
@@ -122,7 +128,7 @@ std::string serialize_result(const ResultRecord& record) {
     object.null("status_code");
   }
   if (record.usage) {
-    object.json("usage", json(*record.usage));
+    object.token_usage("usage", *record.usage);
   } else {
     object.null("usage");
   }
@@ -135,6 +141,7 @@ std::string serialize_result(const ResultRecord& record) {
   object.integer("created_ms", record.created_ms);
   object.integer("updated_ms", record.updated_ms);
   if (record.prompt_version) object.string("prompt_version", *record.prompt_version);
+  if (record.prompt_hash) object.string("prompt_hash", *record.prompt_hash);
   object.close();
   return out;
 }
@@ -200,6 +207,7 @@ FormatResult<ResultRecord> parse_result(std::string_view text) {
   if (auto e = reader.integer("created_ms", record.created_ms)) return *e;
   if (auto e = reader.integer("updated_ms", record.updated_ms)) return *e;
   if (auto e = reader.string("prompt_version", record.prompt_version)) return *e;
+  if (auto e = reader.string("prompt_hash", record.prompt_hash)) return *e;
 
   // Last, and by move: the body is the largest member.
   if (auto it = doc.find("body"); it != doc.end()) record.body = std::move(*it);

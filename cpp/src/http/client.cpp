@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstddef>
+#include <cstdlib>
 #include <exception>
 #include <limits>
 #include <new>
@@ -68,16 +69,34 @@ using RequestId = Client::RequestId;
 using ErrorCode = boost::system::error_code;
 
 // A request id carries its slot index in the low bits, so cancel() and the per-request timer find the
-// slot without a map; the high bits are a serial number that makes the ids of a recycled slot distinct.
+// slot without a map, then the index of the core (shard) that runs it; the high 32 bits are a serial
+// number (never 0) that makes the ids of a recycled slot distinct.
 constexpr unsigned kSlotBits = 24;
 constexpr RequestId kSlotMask = (RequestId{1} << kSlotBits) - 1;
+constexpr unsigned kShardBits = 8;
+constexpr unsigned kSerialShift = kSlotBits + kShardBits;
+constexpr std::size_t kMaxShards = std::size_t{1} << kShardBits;
+
+std::size_t shard_of(RequestId id) noexcept {
+  return static_cast<std::size_t>((id >> kSlotBits) & (kMaxShards - 1));
+}
+
+// Whether the environment names a proxy for http or https, which libcurl then looks up (five getenv
+// calls) on every request; without one, requests say "no proxy" and skip that.
+bool environment_names_a_proxy() {
+  for (const char* name : {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}) {
+    const char* value = std::getenv(name);
+    if (value != nullptr && *value != '\0') return true;
+  }
+  return false;
+}
 
 // The state behind a Client. Asio handlers hold it through weak pointers, so that a handler queued before
 // the Client was destroyed finds nothing; a running handler holds it strongly, so that a callback may
 // destroy the Client while the core is still on the stack.
 class ClientCore : public std::enable_shared_from_this<ClientCore> {
  public:
-  ClientCore(asio::io_context& io, ClientOptions options);
+  ClientCore(asio::io_context& io, ClientOptions options, std::size_t shard);
   ~ClientCore();
   ClientCore(const ClientCore&) = delete;
   ClientCore& operator=(const ClientCore&) = delete;
@@ -203,7 +222,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   asio::steady_timer timer_;
   std::uint64_t timer_generation_ = 0;
   std::uint64_t watch_generation_ = 0;
-  std::uint64_t serial_ = 0;
+  std::uint32_t serial_ = 0;
+  RequestId shard_bits_ = 0;  // this core's index, in place in a request id
+  bool no_proxy_ = false;     // the environment names no proxy: tell libcurl not to look
   std::size_t in_flight_ = 0;
   std::vector<std::unique_ptr<Transfer>> slots_;
   std::vector<std::uint32_t> idle_slots_;   // free slots holding a Transfer, most recently used last
@@ -221,8 +242,12 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   bool shut_down_ = false;
 };
 
-ClientCore::ClientCore(asio::io_context& io, ClientOptions options)
-    : io_(io), options_(std::move(options)), timer_(io) {
+ClientCore::ClientCore(asio::io_context& io, ClientOptions options, std::size_t shard)
+    : io_(io),
+      options_(std::move(options)),
+      timer_(io),
+      shard_bits_(static_cast<RequestId>(shard) << kSlotBits),
+      no_proxy_(!environment_names_a_proxy()) {
   ensure_curl_global_init();
   multi_ = make_multi_handle();
   CURLM* multi = multi_.get();
@@ -345,6 +370,8 @@ std::unique_ptr<ClientCore::Transfer> ClientCore::make_transfer(std::uint32_t sl
                          static_cast<curl_off_t>(std::min<std::size_t>(
                              options_.max_response_bytes, std::numeric_limits<curl_off_t>::max()))));
   check(curl_easy_setopt(easy, CURLOPT_VERBOSE, options_.verbose ? 1L : 0L));
+  if (no_proxy_) check(curl_easy_setopt(easy, CURLOPT_PROXY, ""));
+  check(curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, options_.receive_buffer_bytes));
   if (rc != CURLE_OK) throw std::bad_alloc();
   return transfer;
 }
@@ -370,7 +397,8 @@ ClientCore::Transfer* ClientCore::find(RequestId id) noexcept {
 RequestId ClientCore::start(Request request, Client::DataHandler on_data, Client::DoneHandler on_done) {
   if (closing_) return 0;
   Transfer& transfer = acquire_transfer();
-  transfer.id = (++serial_ << kSlotBits) | transfer.slot;
+  if (++serial_ == 0) serial_ = 1;
+  transfer.id = (RequestId{serial_} << kSerialShift) | shard_bits_ | transfer.slot;
   transfer.state = TransferState::kStarted;
   transfer.request = std::move(request);
   transfer.on_data = std::move(on_data);
@@ -935,23 +963,52 @@ void ClientCore::drain() {
 
 // -------------------------------------------------------------------------------------------------------------
 
-Client::Client(boost::asio::io_context& io, ClientOptions options)
-    : core_(std::make_shared<detail::ClientCore>(io, std::move(options))) {}
+Client::Client(boost::asio::io_context& io, ClientOptions options) {
+  // Connection limits hold per libcurl multi handle: with one, one shard keeps them exact.
+  std::size_t shards = std::clamp<std::size_t>(options.shards, 1, detail::kMaxShards);
+  if (options.max_connections_per_host > 0 || options.max_total_connections > 0) shards = 1;
+  requests_per_shard_ = std::max<std::size_t>(1, options.requests_per_shard);
+  // A shard keeps at least the idle slots of twice its fill, so a busy shard does not create and
+  // free easy handles as its load moves around; the total still follows max_idle_handles.
+  options.max_idle_handles = std::max((options.max_idle_handles + shards - 1) / shards,
+                                      std::min(options.max_idle_handles, 2 * requests_per_shard_));
+  cores_.reserve(shards);
+  for (std::size_t i = 0; i < shards; ++i)
+    cores_.push_back(std::make_shared<detail::ClientCore>(io, options, i));
+}
 
 Client::~Client() {
-  core_->close();
+  for (auto& core : cores_) core->close();
 }
 
 Client::RequestId Client::start(Request request, DataHandler on_data, DoneHandler on_done) {
-  return core_->start(std::move(request), std::move(on_data), std::move(on_done));
+  // The first shard with room, so that light traffic reuses the connections of a few shards; when
+  // every shard is full, the least loaded one.
+  detail::ClientCore* chosen = nullptr;
+  std::size_t least = std::numeric_limits<std::size_t>::max();
+  for (auto& core : cores_) {
+    const std::size_t load = core->in_flight();
+    if (load < requests_per_shard_) {
+      chosen = core.get();
+      break;
+    }
+    if (load < least) {
+      least = load;
+      chosen = core.get();
+    }
+  }
+  return chosen->start(std::move(request), std::move(on_data), std::move(on_done));
 }
 
 void Client::cancel(RequestId id) {
-  core_->cancel(id);
+  const std::size_t shard = detail::shard_of(id);
+  if (shard < cores_.size()) cores_[shard]->cancel(id);
 }
 
 std::size_t Client::in_flight() const {
-  return core_->in_flight();
+  std::size_t total = 0;
+  for (const auto& core : cores_) total += core->in_flight();
+  return total;
 }
 
 }  // namespace kafka_llm::http

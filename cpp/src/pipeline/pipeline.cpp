@@ -1,7 +1,5 @@
 #include "kafka_llm/pipeline/pipeline.hpp"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
@@ -71,24 +69,26 @@ std::uint64_t micros_since(SteadyClock::time_point start) {
 // Writes a result record unless the stored one is already done, in one round trip: returns the
 // stored record when it is done, else stores ARGV[1] (TTL ARGV[2] ms) and returns nil. Used on
 // receipt (store `pending`; a done request is not sent again) and at the end (store `done` or
-// `error`; the first done result wins, so readers never see it change).
+// `error`; the first done result wins, so readers never see it change). With ARGV[3] (a prompt
+// hash), a done record counts only when it answered that prompt: a replay under another prompt
+// template version replaces it.
 constexpr std::string_view kStoreUnlessDoneScript = R"lua(
 local v = redis.call('GET', KEYS[1])
-if v and string.sub(v, 1, 17) == '{"status":"done",' then return v end
+if v and string.sub(v, 1, 17) == '{"status":"done",' and
+   (not ARGV[3] or ARGV[3] == '' or string.find(v, '"prompt_hash":"' .. ARGV[3] .. '"', 1, true)) then
+  return v
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false
 )lua";
 
-std::string sha1_hex(std::string_view text) {
-  std::array<unsigned char, SHA_DIGEST_LENGTH> digest{};
-  SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest.data());
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char byte : digest) {
-    out.push_back(kHex[byte >> 4U]);
-    out.push_back(kHex[byte & 15U]);
-  }
-  return out;
+// What the script above counts as a done record for a request whose prompt hash is `prompt_hash`.
+bool is_done_record(std::string_view stored, std::string_view prompt_hash) {
+  if (!stored.starts_with(R"({"status":"done",)")) return false;
+  if (prompt_hash.empty()) return true;
+  std::string member = R"("prompt_hash":")";
+  member.append(prompt_hash).push_back('"');
+  return stored.find(member) != std::string_view::npos;
 }
 
 }  // namespace
@@ -142,6 +142,15 @@ struct Job {
   bool finished = false;
 };
 
+namespace {
+
+std::optional<std::string> prompt_hash_of(const Job& job) {
+  if (!job.request || job.request->prompt_hash.empty()) return std::nullopt;
+  return job.request->prompt_hash;
+}
+
+}  // namespace
+
 class Pipeline::Impl {
  public:
   explicit Impl(PipelineConfig config);
@@ -191,7 +200,10 @@ class Pipeline::Impl {
   void schedule_housekeeping();
 
   // A request's life.
-  void claim(Job& job);
+  /// Stores the pending record unless a done one is there. `replace`: with the store-unless-done
+  /// script; otherwise with SET NX GET (no script on the server for the usual new key), falling
+  /// back to the script when a record of an earlier attempt is there.
+  void claim(Job& job, bool replace = false);
   // Dedupe (cost control): one provider call per prompt within the stream's window.
   void deduplicate(Job& job);
   void look_up_dedupe_holder(Job& job);
@@ -201,7 +213,9 @@ class Pipeline::Impl {
   void start_attempt(Job& job);
   void on_attempt_done(std::uint64_t job_id, ProviderCall&& call);
   void on_stream_data(Job& job, std::string_view data);
-  void succeed(Job& job, nlohmann::json body);
+  /// `body`: what read_provider_response reads (the members scan_provider_body kept, or a whole
+  /// document); `body_text`: the provider's bytes, stored and published instead of `body` when set.
+  void succeed(Job& job, nlohmann::json body, std::string body_text = {});
   void fail(Job& job, ErrorClass error_class, int http_status, const std::string& message);
   void republish_done(Job& job, const format::ResultRecord& record);
   void reject_poison(Job& job, const format::PoisonRecord& poison);
@@ -231,7 +245,6 @@ class Pipeline::Impl {
   // Limits shared by every worker: token buckets in Redis, one atomic script per check-and-take.
   void shared_take(Job& job);
   void shared_charge(const ProviderConfig& provider, std::int64_t requests, std::int64_t tokens);
-  void run_shared_script(std::vector<std::string> args, std::function<void(redis::RedisReply&&)> done);
   std::vector<policy::SharedBucketOp> shared_ops(const ProviderConfig& provider, std::int64_t requests,
                                                  std::int64_t tokens) const;
   std::vector<std::string> shared_keys(const ProviderConfig& provider) const;
@@ -268,7 +281,9 @@ class Pipeline::Impl {
   asio::steady_timer housekeeping_;
   SteadyClock::time_point last_commit_;
   std::uint64_t next_job_id_ = 1;
-  const std::string shared_script_sha_ = sha1_hex(policy::kSharedRateLimitScript);
+  const redis::RedisScript store_unless_done_script_{std::string(kStoreUnlessDoneScript)};
+  const redis::RedisScript shared_rate_limit_script_{std::string(policy::kSharedRateLimitScript)};
+  bool claim_with_set_nx_get_ = true;  ///< false once Redis (< 7.0) rejected SET … NX … GET
   std::atomic<bool> running_{false};
   std::atomic<bool> stopping_{false};
   bool started_ = false;
@@ -713,37 +728,57 @@ void Pipeline::Impl::begin_job(Job& ref) {
 // ---------------------------------------------------------------------------------------------
 // A request's life: claim (idempotency), admission (breaker, rate limit), attempts, outcome
 
-void Pipeline::Impl::claim(Job& job) {
+void Pipeline::Impl::claim(Job& job, bool replace) {
   format::ResultRecord pending;
   pending.status = format::ResultStatus::kPending;
   pending.request_id = job.request->request_id;
   pending.provider = job.provider->name;
   pending.model = job.request->model;
   pending.created_ms = job.created_ms;
+  pending.prompt_hash = prompt_hash_of(job);
   pending.updated_ms = job.created_ms;
   const std::string key = format::result_key(config_.redis.key_prefix, job.request->request_id);
   const std::string value = format::serialize_result(pending);
   const std::string ttl = std::to_string(config_.redis.result_ttl.count());
-  redis_->command({"EVAL", kStoreUnlessDoneScript, "1", key, value, ttl},
-                  [this, id = job.id](redis::RedisReply&& reply) {
-                    Job* j = find_job(id);
-                    if (j == nullptr) return;
-                    if (!reply.ok()) {
-                      // Redis is down or slow: wait and try again; the in-flight window turns this into
-                      // backpressure.
-                      after(*j, std::chrono::milliseconds(200), [this](Job& again) { claim(again); });
-                      return;
-                    }
-                    if (reply.type == redis::RedisReply::Type::kString) {
-                      auto stored = format::parse_result(reply.str);
-                      if (auto* record = std::get_if<format::ResultRecord>(&stored)) {
-                        metrics_.cache_hit();
-                        republish_done(*j, *record);
-                        return;
-                      }
-                    }
-                    deduplicate(*j);
-                  });
+  const bool by_script = replace || !claim_with_set_nx_get_;
+  auto on_reply = [this, id = job.id, by_script](redis::RedisReply&& reply) {
+    Job* j = find_job(id);
+    if (j == nullptr) return;
+    if (!reply.ok()) {
+      if (!by_script && !reply.transport_error) {
+        // Redis before 7.0 does not take NX and GET together: the script does it all from now on.
+        claim_with_set_nx_get_ = false;
+        claim(*j, true);
+        return;
+      }
+      // Redis is down or slow: wait and try again; the in-flight window turns this into
+      // backpressure.
+      after(*j, std::chrono::milliseconds(200), [this, by_script](Job& again) { claim(again, by_script); });
+      return;
+    }
+    if (reply.type == redis::RedisReply::Type::kString) {
+      if (is_done_record(reply.str, j->request->prompt_hash)) {
+        auto stored = format::parse_result(reply.str);
+        if (auto* record = std::get_if<format::ResultRecord>(&stored)) {
+          metrics_.cache_hit();
+          republish_done(*j, *record);
+          return;
+        }
+      }
+      if (!by_script) {
+        // The record of an earlier attempt (pending or error): replaced unless it became done.
+        claim(*j, true);
+        return;
+      }
+    }
+    deduplicate(*j);
+  };
+  if (by_script) {
+    redis_->eval(store_unless_done_script_, {"1", key, value, ttl, job.request->prompt_hash},
+                 std::move(on_reply));
+  } else {
+    redis_->command({"SET", key, value, "NX", "PX", ttl, "GET"}, std::move(on_reply));
+  }
 }
 
 void Pipeline::Impl::deduplicate(Job& job) {
@@ -829,6 +864,7 @@ void Pipeline::Impl::serve_deduplicated(Job& job, format::ResultRecord earlier) 
   record.updated_ms = now_ms();
   record.prompt_version =
       job.prompt_version.empty() ? std::nullopt : std::optional<std::string>(job.prompt_version);
+  record.prompt_hash = prompt_hash_of(job);
   auto serialized = format::serialize_result(record);
   store_result(job.id, format::result_key(config_.redis.key_prefix, request.request_id),
                std::move(serialized),
@@ -959,10 +995,20 @@ void Pipeline::Impl::on_attempt_done(std::uint64_t job_id, ProviderCall&& call) 
     job.stream_prefix.clear();
   }
 
+  // Anthropic bodies are parsed whole (they are mapped to OpenAI's shape); others are scanned for
+  // the few members read from them and passed on as the provider's bytes.
   nlohmann::json body;
   if (ok_status && !job.request->stream) {
-    body = nlohmann::json::parse(call.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object()) {
+    bool is_object = false;
+    if (job.provider->kind == ProviderKind::kAnthropic) {
+      body = nlohmann::json::parse(call.body, nullptr, false);
+      is_object = !body.is_discarded() && body.is_object();
+    } else {
+      auto scanned = format::scan_provider_body(call.body);
+      is_object = scanned.is_object;
+      body = std::move(scanned.members);
+    }
+    if (!is_object) {
       call.error = policy::TransportError::kMalformedResponse;
       call.transport_message = "the provider's response is not a JSON object";
       ++job.malformed;
@@ -990,8 +1036,10 @@ void Pipeline::Impl::on_attempt_done(std::uint64_t job_id, ProviderCall&& call) 
             std::chrono::duration_cast<std::chrono::seconds>(SystemClock::now().time_since_epoch()).count();
         auto mapped = format::to_openai_chat_completion(body, created_s);
         if (auto* converted = std::get_if<nlohmann::json>(&mapped)) body = std::move(*converted);
+        succeed(job, std::move(body));
+        return;
       }
-      succeed(job, std::move(body));
+      succeed(job, std::move(body), job.request->stream ? std::string() : std::move(call.body));
       return;
     case policy::RetryAction::kRetry:
       metrics_.retry(std::string(decision.reason_label));
@@ -1083,7 +1131,7 @@ void Pipeline::Impl::on_stream_data(Job& job, std::string_view data) {
   }
 }
 
-void Pipeline::Impl::succeed(Job& job, nlohmann::json body) {
+void Pipeline::Impl::succeed(Job& job, nlohmann::json body, std::string body_text) {
   const auto& request = *job.request;
   const Stream& stream = streams_[job.stream];
   const double latency_ms = static_cast<double>(micros_since(job.first_attempt)) / 1000.0;
@@ -1116,7 +1164,11 @@ void Pipeline::Impl::succeed(Job& job, nlohmann::json body) {
       record.usage = output->usage;
       if (output->model && config_.model_version.empty()) job.model_version = *output->model;
     }
-    record.body = std::move(body);
+    if (body_text.empty()) {
+      record.body = std::move(body);
+    } else {
+      record.body_text = std::move(body_text);
+    }
   }
   if (record.usage) {
     metrics_.tokens(job.provider->name, request.model, static_cast<std::int64_t>(record.usage->prompt_tokens),
@@ -1137,30 +1189,32 @@ void Pipeline::Impl::succeed(Job& job, nlohmann::json body) {
     }
   }
   if (!job.prompt_version.empty()) record.prompt_version = job.prompt_version;
+  record.prompt_hash = prompt_hash_of(job);
   auto serialized = format::serialize_result(record);
-  auto response = std::make_shared<format::ResponseEnvelope>(format::ResponseEnvelope{
+  // The response envelope (also what the review topic gets for a streamed request, whose
+  // response topic has the frames instead).
+  std::string response = format::serialize_response(format::ResponseEnvelope{
       request.metadata, 200, std::move(record.body), request.request_id, job.provider->name, request.model,
-      job.attempts, latency_ms, record.prompt_version});
-  store_result(job.id, format::result_key(config_.redis.key_prefix, request.request_id),
-               std::move(serialized), [this, response](Job& j, const format::ResultRecord* already_done) {
-                 if (already_done != nullptr) {
-                   publish_stored(j, *already_done);
-                   return;
-                 }
-                 const auto& req = *j.request;
-                 const auto& topic = streams_[j.stream].config.responses_topic;
-                 HeaderList headers = output_headers(j, req.request_id, j.model_version, req.prompt_hash);
-                 const std::string value = format::serialize_response(*response);
-                 send_for_review(j, value, headers);
-                 if (req.stream) {
-                   format::StreamFinalFrame frame{req.request_id,  j.seq,   200,
-                                                  j.finish_reason, j.usage, std::nullopt};
-                   produce_output(j.id, topic, req.request_id, format::serialize_final_frame(frame),
-                                  std::move(headers));
-                 } else {
-                   produce_output(j.id, topic, req.request_id, value, std::move(headers));
-                 }
-               });
+      job.attempts, latency_ms, record.prompt_version, std::move(record.body_text)});
+  store_result(
+      job.id, format::result_key(config_.redis.key_prefix, request.request_id), std::move(serialized),
+      [this, response = std::move(response)](Job& j, const format::ResultRecord* already_done) {
+        if (already_done != nullptr) {
+          publish_stored(j, *already_done);
+          return;
+        }
+        const auto& req = *j.request;
+        const auto& topic = streams_[j.stream].config.responses_topic;
+        HeaderList headers = output_headers(j, req.request_id, j.model_version, req.prompt_hash);
+        send_for_review(j, response, headers);
+        if (req.stream) {
+          format::StreamFinalFrame frame{req.request_id, j.seq, 200, j.finish_reason, j.usage, std::nullopt};
+          produce_output(j.id, topic, req.request_id, format::serialize_final_frame(frame),
+                         std::move(headers));
+        } else {
+          produce_output(j.id, topic, req.request_id, response, std::move(headers));
+        }
+      });
   metrics_.request_finished(stream.config.requests_topic, job.provider->name, request.model, "ok",
                             micros_since(job.produced));
   job.finished = true;
@@ -1190,6 +1244,7 @@ void Pipeline::Impl::fail(Job& job, ErrorClass error_class, int http_status, con
   record.created_ms = job.created_ms;
   record.updated_ms = now_ms();
   if (!job.prompt_version.empty()) record.prompt_version = job.prompt_version;
+  record.prompt_hash = prompt_hash_of(job);
   format::DeadLetterFacts facts;
   facts.error_class = error_class;
   facts.error = clean;
@@ -1333,11 +1388,12 @@ void Pipeline::Impl::store_result(std::uint64_t job_id, std::string key, std::st
   Job* job = find_job(job_id);
   if (job == nullptr) return;
   ++job->outputs_pending;
-  // The arguments are views: build them before the callback takes ownership of the strings.
   const std::string ttl = std::to_string(config_.redis.result_ttl.count());
-  const std::vector<std::string_view> args = {"EVAL", kStoreUnlessDoneScript, "1", key, value, ttl};
-  auto data = std::make_shared<std::pair<std::string, std::string>>(std::move(key), std::move(value));
-  redis_->command(args, [this, job_id, data, then = std::move(then)](redis::RedisReply&& reply) mutable {
+  // Sent before the strings move on.
+  const std::vector<std::string_view> args = {"1", key, value, ttl,
+                                              job->request ? job->request->prompt_hash : std::string_view()};
+  auto data = std::make_shared<std::pair<std::string, std::string>>();
+  auto on_reply = [this, job_id, data, then = std::move(then)](redis::RedisReply&& reply) mutable {
     Job* j = find_job(job_id);
     if (j == nullptr) return;
     if (!reply.ok()) {
@@ -1355,7 +1411,9 @@ void Pipeline::Impl::store_result(std::uint64_t job_id, std::string key, std::st
     }
     then(*j, done ? &*done : nullptr);  // may add outputs before this one counts as done
     output_done(job_id);
-  });
+  };
+  redis_->eval(store_unless_done_script_, args, std::move(on_reply));
+  *data = {std::move(key), std::move(value)};  // kept for a retry
 }
 
 void Pipeline::Impl::produce_output(std::uint64_t job_id, std::string topic, std::optional<std::string> key,
@@ -1444,25 +1502,6 @@ std::vector<policy::SharedBucketOp> Pipeline::Impl::shared_ops(const ProviderCon
   return ops;
 }
 
-void Pipeline::Impl::run_shared_script(std::vector<std::string> args,
-                                       std::function<void(redis::RedisReply&&)> done) {
-  // args: numkeys, keys..., argv...; EVALSHA first, the full script once when Redis lacks it.
-  std::vector<std::string_view> command = {"EVALSHA", shared_script_sha_};
-  command.insert(command.end(), args.begin(), args.end());
-  auto shared_args = std::make_shared<std::vector<std::string>>(std::move(args));
-  redis_->command(command, [this, shared_args, done = std::move(done)](redis::RedisReply&& reply) mutable {
-    if (reply.type == redis::RedisReply::Type::kError && !reply.transport_error &&
-        reply.str.starts_with("NOSCRIPT")) {
-      std::vector<std::string_view> eval = {"EVAL", policy::kSharedRateLimitScript};
-      eval.insert(eval.end(), shared_args->begin(), shared_args->end());
-      redis_->command(eval,
-                      [shared_args, done = std::move(done)](redis::RedisReply&& r) { done(std::move(r)); });
-      return;
-    }
-    done(std::move(reply));
-  });
-}
-
 void Pipeline::Impl::shared_take(Job& job) {
   if (job.estimated_tokens == 0) {
     job.estimated_tokens = static_cast<std::int64_t>(format::estimate_tokens(*job.request));
@@ -1475,7 +1514,8 @@ void Pipeline::Impl::shared_take(Job& job) {
        policy::shared_rate_limit_argv(SystemClock::now(), policy::SharedRateLimitMode::kTake, ops)) {
     args.push_back(std::move(a));
   }
-  run_shared_script(std::move(args), [this, id = job.id](redis::RedisReply&& reply) {
+  const std::vector<std::string_view> views(args.begin(), args.end());
+  redis_->eval(shared_rate_limit_script_, views, [this, id = job.id](redis::RedisReply&& reply) {
     Job* j = find_job(id);
     if (j == nullptr) return;
     if (!reply.ok() || reply.type != redis::RedisReply::Type::kInteger) {
@@ -1502,7 +1542,8 @@ void Pipeline::Impl::shared_charge(const ProviderConfig& provider, std::int64_t 
     args.push_back(std::move(a));
   }
   // A lost correction leaves the shared limit slightly off until the buckets refill.
-  run_shared_script(std::move(args), [](redis::RedisReply&&) {});
+  const std::vector<std::string_view> views(args.begin(), args.end());
+  redis_->eval(shared_rate_limit_script_, views, [](redis::RedisReply&&) {});
 }
 
 HeaderList Pipeline::Impl::output_headers(const Job& job, std::string_view request_id,

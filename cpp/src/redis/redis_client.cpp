@@ -2,7 +2,11 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <openssl/sha.h>
+#include <poll.h>
 
+#include <algorithm>
+#include <array>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <charconv>
@@ -66,7 +70,59 @@ RedisReply convert(const redisReply* r) {
   return out;
 }
 
+void append_decimal(std::string& out, std::size_t value) {
+  std::array<char, 24> digits{};
+  const auto result = std::to_chars(digits.data(), digits.data() + digits.size(), value);
+  out.append(digits.data(), static_cast<std::size_t>(result.ptr - digits.data()));
+}
+
+// RESP, as hiredis would format it, without its printf-style formatting.
+void append_count(std::string& out, std::size_t count) {
+  out.push_back('*');
+  append_decimal(out, count);
+  out.append("\r\n");
+}
+
+void append_bulk(std::string& out, std::string_view arg) {
+  out.push_back('$');
+  append_decimal(out, arg.size());
+  out.append("\r\n");
+  out.append(arg);
+  out.append("\r\n");
+}
+
+std::size_t formatted_size(const std::vector<std::string_view>& args) {
+  std::size_t size = 16;
+  for (auto a : args) size += a.size() + 16;
+  return size;
+}
+
+// A command whose reply is awaited: the caller's callback and, for EVALSHA, what it takes to send
+// the command again as EVAL.
+struct Pending {
+  RedisCallback callback;
+  const RedisScript* script = nullptr;  // set while an EVALSHA may still need its EVAL
+  std::string command;                  // the EVALSHA as sent
+  std::size_t args_at = 0;              // where the script's arguments start in `command`
+  std::size_t count = 0;                // RESP array length of the command
+};
+
+bool is_noscript(const redisReply* reply) {
+  return reply->type == REDIS_REPLY_ERROR && std::string_view(reply->str, reply->len).starts_with("NOSCRIPT");
+}
+
 }  // namespace
+
+RedisScript::RedisScript(std::string source) : source_(std::move(source)) {
+  std::array<unsigned char, SHA_DIGEST_LENGTH> digest{};
+  SHA1(reinterpret_cast<const unsigned char*>(source_.data()), source_.size(), digest.data());
+  static constexpr char kHex[] = "0123456789abcdef";
+  sha1_.reserve(digest.size() * 2);
+  for (unsigned char byte : digest) {
+    sha1_.push_back(kHex[byte >> 4U]);
+    sha1_.push_back(kHex[byte & 15U]);
+  }
+}
 
 RedisOptions parse_redis_url(std::string_view url, const std::string& key) {
   RedisOptions options;
@@ -129,7 +185,48 @@ struct RedisClient::Connection : std::enable_shared_from_this<Connection> {
   bool write_armed = false;
   bool ready = false;
   bool connected = false;
-  std::deque<Clock::time_point> sent;
+  // Replies awaited. A command counts against the command timeout only once it was written to the
+  // socket: commands waiting in hiredis' buffer for a busy loop to write them are not the server's
+  // delay.
+  struct Written {
+    std::size_t commands = 0;
+    Clock::time_point at;
+  };
+  std::size_t outstanding = 0;  // commands queued and not yet answered
+  std::size_t unwritten = 0;    // of those, queued since hiredis' buffer was last written out
+  std::deque<Written> written;  // the others, by when their batch was written, oldest first
+  Clock::time_point last_reply{};
+
+  void note_sent() {
+    ++outstanding;
+    ++unwritten;
+  }
+  void note_written() {
+    if (unwritten == 0) return;
+    written.push_back({unwritten, Clock::now()});
+    unwritten = 0;
+  }
+  void note_reply() {
+    last_reply = Clock::now();
+    if (outstanding > 0) --outstanding;
+    if (!written.empty()) {
+      if (--written.front().commands == 0) written.pop_front();
+    } else if (unwritten > 0) {
+      --unwritten;
+    }
+  }
+  // Written commands unanswered for `timeout`, with no reply in that time and none unread in the
+  // socket: the server is silent.
+  bool stalled(Clock::time_point now, std::chrono::milliseconds timeout) const {
+    if (written.empty()) return false;
+    return now - std::max(written.front().at, last_reply) > timeout && !readable();
+  }
+  // Unread reply bytes: a busy event loop, not a silent server.
+  bool readable() const {
+    if (ctx == nullptr) return false;
+    pollfd fd{ctx->c.fd, POLLIN, 0};
+    return ::poll(&fd, 1, 0) > 0 && (fd.revents & POLLIN) != 0;
+  }
 
   void arm_read() {
     if (read_armed || !want_read || ctx == nullptr) return;
@@ -149,6 +246,7 @@ struct RedisClient::Connection : std::enable_shared_from_this<Connection> {
       self->write_armed = false;
       if (ec || self->ctx == nullptr || !self->want_write) return;
       redisAsyncHandleWrite(self->ctx);
+      if (!self->want_write) self->note_written();  // hiredis' buffer is empty
       self->arm_write();
     });
   }
@@ -197,33 +295,60 @@ struct RedisClient::Connection : std::enable_shared_from_this<Connection> {
   }
 
   static void on_reply(redisAsyncContext* ac, void* reply, void* privdata) {
-    std::unique_ptr<RedisCallback> callback(static_cast<RedisCallback*>(privdata));
+    std::unique_ptr<Pending> pending(static_cast<Pending*>(privdata));
     auto* c = static_cast<Connection*>(ac->data);
-    if (!c->sent.empty()) c->sent.pop_front();
+    c->note_reply();
+    if (reply != nullptr && pending->script != nullptr && is_noscript(static_cast<redisReply*>(reply))) {
+      // Redis does not know the script (restarted, or SCRIPT FLUSH): the same arguments as EVAL.
+      std::string eval;
+      eval.reserve(pending->script->source().size() + pending->command.size() - pending->args_at + 32);
+      append_count(eval, pending->count);
+      append_bulk(eval, "EVAL");
+      append_bulk(eval, pending->script->source());
+      eval.append(pending->command, pending->args_at);
+      pending->script = nullptr;
+      pending->command = std::string();
+      if (c->ctx != nullptr && redisAsyncFormattedCommand(ac, &Connection::on_reply, pending.get(),
+                                                          eval.data(), eval.size()) == REDIS_OK) {
+        (void)pending.release();
+        c->note_sent();
+        return;
+      }
+    }
     RedisReply out = reply != nullptr ? convert(static_cast<redisReply*>(reply))
                                       : RedisReply::error(c->owner->last_error_.empty()
                                                               ? std::string("Redis connection lost")
                                                               : c->owner->last_error_,
                                                           true);
-    if (*callback) (*callback)(std::move(out));
+    if (pending->callback) pending->callback(std::move(out));
   }
 
-  bool send(const std::vector<std::string_view>& args, RedisCallback callback) {
-    std::vector<const char*> argv;
-    std::vector<size_t> argvlen;
-    argv.reserve(args.size());
-    argvlen.reserve(args.size());
-    for (auto a : args) {
-      argv.push_back(a.data());
-      argvlen.push_back(a.size());
+  /// Queues a command (EVALSHA of `script` when set, with `args` after the SHA). Takes `callback`
+  /// only when it returns true.
+  bool send(const std::vector<std::string_view>& args, RedisCallback& callback,
+            const RedisScript* script = nullptr) {
+    auto pending = std::make_unique<Pending>();
+    std::string command;
+    pending->count = args.size() + (script != nullptr ? 2 : 0);
+    command.reserve(formatted_size(args) + (script != nullptr ? 64 : 0));
+    append_count(command, pending->count);
+    if (script != nullptr) {
+      append_bulk(command, "EVALSHA");
+      append_bulk(command, script->sha1());
+      pending->args_at = command.size();
     }
-    auto holder = std::make_unique<RedisCallback>(std::move(callback));
-    if (redisAsyncCommandArgv(ctx, &Connection::on_reply, holder.get(), static_cast<int>(argv.size()),
-                              argv.data(), argvlen.data()) != REDIS_OK) {
+    for (auto a : args) append_bulk(command, a);
+    if (redisAsyncFormattedCommand(ctx, &Connection::on_reply, pending.get(), command.data(),
+                                   command.size()) != REDIS_OK) {
       return false;
     }
-    (void)holder.release();
-    sent.push_back(Clock::now());
+    pending->callback = std::move(callback);
+    if (script != nullptr) {
+      pending->script = script;
+      pending->command = std::move(command);
+    }
+    (void)pending.release();  // freed in on_reply
+    note_sent();
     return true;
   }
 };
@@ -259,7 +384,7 @@ bool RedisClient::connected() const noexcept {
 }
 
 std::size_t RedisClient::pending() const noexcept {
-  return connection_ ? connection_->sent.size() : 0;
+  return connection_ ? connection_->outstanding : 0;
 }
 
 void RedisClient::connect() {
@@ -319,7 +444,7 @@ void RedisClient::on_connected(const std::shared_ptr<Connection>& connection) {
   for (const auto& cmd : setup) {
     std::vector<std::string_view> args(cmd.begin(), cmd.end());
     const bool is_auth = cmd.front() == "AUTH";
-    connection->send(args, [this, connection, remaining, is_auth, alive = alive_](RedisReply&& reply) {
+    RedisCallback on_reply = [this, connection, remaining, is_auth, alive = alive_](RedisReply&& reply) {
       if (!*alive) return;
       if (!reply.ok()) {
         if (connection->ctx != nullptr && connection->connected) {
@@ -336,7 +461,8 @@ void RedisClient::on_connected(const std::shared_ptr<Connection>& connection) {
         connection->ready = true;
         last_error_.clear();
       }
-    });
+    };
+    connection->send(args, on_reply);
   }
 }
 
@@ -360,8 +486,10 @@ void RedisClient::check_timeouts() {
   watchdog_.expires_after(std::chrono::milliseconds(100));
   watchdog_.async_wait([this, alive = alive_](boost::system::error_code ec) {
     if (ec || !*alive) return;
-    if (connection_ && connection_->ctx != nullptr && connection_->connected && !connection_->sent.empty() &&
-        Clock::now() - connection_->sent.front() > options_.command_timeout) {
+    // Only a connection that answers nothing is dropped: a slow loop reading replies late (replies
+    // keep arriving, or wait unread in the socket) must not turn into failed commands and resends.
+    if (connection_ && connection_->ctx != nullptr && connection_->connected &&
+        connection_->stalled(Clock::now(), options_.command_timeout)) {
       last_error_ = "Redis command timed out";
       drop_reason_ = last_error_;
       redisAsyncFree(connection_->ctx);
@@ -371,6 +499,16 @@ void RedisClient::check_timeouts() {
 }
 
 void RedisClient::command(const std::vector<std::string_view>& args, RedisCallback callback) {
+  send_or_fail(args, std::move(callback), nullptr);
+}
+
+void RedisClient::eval(const RedisScript& script, const std::vector<std::string_view>& args,
+                       RedisCallback callback) {
+  send_or_fail(args, std::move(callback), &script);
+}
+
+void RedisClient::send_or_fail(const std::vector<std::string_view>& args, RedisCallback&& callback,
+                               const RedisScript* script) {
   if (!connection_ || !connection_->ready || connection_->ctx == nullptr) {
     std::string reason = last_error_.empty() ? std::string("Redis not connected") : last_error_;
     asio::post(io_, [callback = std::move(callback), reason = std::move(reason)]() mutable {
@@ -378,10 +516,9 @@ void RedisClient::command(const std::vector<std::string_view>& args, RedisCallba
     });
     return;
   }
-  auto shared_callback = std::make_shared<RedisCallback>(std::move(callback));
-  if (!connection_->send(args, [shared_callback](RedisReply&& r) { (*shared_callback)(std::move(r)); })) {
-    asio::post(io_, [shared_callback] {
-      (*shared_callback)(RedisReply::error("Redis command could not be queued", true));
+  if (!connection_->send(args, callback, script)) {
+    asio::post(io_, [callback = std::move(callback)]() mutable {
+      callback(RedisReply::error("Redis command could not be queued", true));
     });
   }
 }

@@ -11,6 +11,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <optional>
+#include <thread>
 
 #include "kafka_llm/common/errors.hpp"
 #include "stack_env.hpp"
@@ -69,6 +71,10 @@ class OwnRedis {
     const int rc = posix_spawnp(&pid_, "redis-server", &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     ASSERT_EQ(rc, 0);
+  }
+  /// Sends `signal` to the server (SIGSTOP/SIGCONT: a server that stops answering).
+  void signal(int signal) const {
+    if (pid_ > 0) ::kill(pid_, signal);
   }
   void stop() {
     if (pid_ <= 0) return;
@@ -201,6 +207,120 @@ TEST(RedisClient, AuthenticatesAndReconnectsAfterTheServerComesBack) {
   ASSERT_TRUE(run_until(
       io, [&] { return reply.has_value(); }, std::chrono::seconds(5)));
   EXPECT_EQ(reply->str, "PONG");
+}
+
+/// `cmdstat_<command>:calls=N` of INFO commandstats (0 when the command never ran).
+long long command_calls(boost::asio::io_context& io, RedisClient& client, const std::string& command) {
+  std::optional<RedisReply> info;
+  client.command({"INFO", "commandstats"}, [&](RedisReply&& r) { info = std::move(r); });
+  if (!run_until(
+          io, [&] { return info.has_value(); }, std::chrono::seconds(5))) {
+    ADD_FAILURE() << "no INFO reply";
+    return -1;
+  }
+  const std::string field = "cmdstat_" + command + ":calls=";
+  const auto at = info->str.find(field);
+  if (at == std::string::npos) return 0;
+  return std::stoll(info->str.substr(at + field.size()));
+}
+
+TEST(RedisClient, EvalSendsTheScriptTextOnlyWhenRedisLacksIt) {
+  const int port = free_port();
+  OwnRedis server(port, "pw-eval");  // its own server: SCRIPT FLUSH must not disturb other tests
+  boost::asio::io_context io;
+  redis::RedisOptions options;
+  options.port = port;
+  options.password = "pw-eval";
+  RedisClient client(io, options);
+  client.start();
+  ASSERT_TRUE(run_until(
+      io, [&] { return client.connected(); }, std::chrono::seconds(10)))
+      << client.last_error();
+
+  const redis::RedisScript script("return {KEYS[1], ARGV[1], ARGV[2]}");
+  EXPECT_EQ(script.sha1().size(), 40U);
+  const auto run = [&](const std::string& arg) {
+    std::optional<RedisReply> reply;
+    client.eval(script, {"1", "k", arg, ""}, [&](RedisReply&& r) { reply = std::move(r); });
+    EXPECT_TRUE(run_until(
+        io, [&] { return reply.has_value(); }, std::chrono::seconds(5)));
+    return reply.value_or(RedisReply::error("no reply", true));
+  };
+  for (const std::string arg : {"first", "second: spaces and \r\n"}) {
+    const RedisReply reply = run(arg);
+    ASSERT_EQ(reply.type, RedisReply::Type::kArray) << reply.str;
+    ASSERT_EQ(reply.elements.size(), 3U);
+    EXPECT_EQ(reply.elements[0].str, "k");
+    EXPECT_EQ(reply.elements[1].str, arg);
+    EXPECT_EQ(reply.elements[2].str, "");
+  }
+  // The first call loaded the script with EVAL after NOSCRIPT; the second ran by its SHA.
+  EXPECT_EQ(command_calls(io, client, "eval"), 1);
+  EXPECT_EQ(command_calls(io, client, "evalsha"), 2);
+
+  std::optional<RedisReply> flushed;
+  client.command({"SCRIPT", "FLUSH"}, [&](RedisReply&& r) { flushed = std::move(r); });
+  ASSERT_TRUE(run_until(
+      io, [&] { return flushed.has_value(); }, std::chrono::seconds(5)));
+  EXPECT_EQ(run("after a flush").elements.at(1).str, "after a flush");
+  EXPECT_EQ(command_calls(io, client, "eval"), 2);
+
+  // A script error is Redis' answer, not a transport failure.
+  const redis::RedisScript broken("return redis.call('NOSUCHCOMMAND')");
+  std::optional<RedisReply> error;
+  client.eval(broken, {"0"}, [&](RedisReply&& r) { error = std::move(r); });
+  ASSERT_TRUE(run_until(
+      io, [&] { return error.has_value(); }, std::chrono::seconds(5)));
+  EXPECT_EQ(error->type, RedisReply::Type::kError);
+  EXPECT_FALSE(error->transport_error);
+}
+
+TEST(RedisClient, RepliesReadLateByABusyLoopDoNotDropTheConnection) {
+  const int port = free_port();
+  OwnRedis server(port, "pw-watchdog");
+  boost::asio::io_context io;
+  redis::RedisOptions options;
+  options.port = port;
+  options.password = "pw-watchdog";
+  options.command_timeout = std::chrono::milliseconds(200);
+  RedisClient client(io, options);
+  client.start();
+  ASSERT_TRUE(run_until(
+      io, [&] { return client.connected(); }, std::chrono::seconds(10)))
+      << client.last_error();
+
+  // The loop is busy (not run) for longer than the command timeout, first before it wrote the
+  // commands out, then while their replies wait unread.
+  constexpr int kCommands = 2000;
+  int ok = 0;
+  int failed = 0;
+  for (const bool written : {false, true}) {
+    for (int i = 0; i < kCommands; ++i) {
+      client.command({"PING"}, [&](RedisReply&& r) { ++(r.ok() ? ok : failed); });
+    }
+    if (written) io.poll();
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    io.restart();
+  }
+  ASSERT_TRUE(run_until(
+      io, [&] { return ok + failed == 2 * kCommands; }, std::chrono::seconds(10)));
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(ok, 2 * kCommands);
+  EXPECT_TRUE(client.connected());
+
+  // A server that answers nothing is still dropped after the timeout.
+  server.signal(SIGSTOP);
+  std::optional<RedisReply> reply;
+  client.command({"PING"}, [&](RedisReply&& r) { reply = std::move(r); });
+  const bool answered = run_until(
+      io, [&] { return reply.has_value(); }, std::chrono::seconds(5));
+  server.signal(SIGCONT);
+  ASSERT_TRUE(answered);
+  EXPECT_TRUE(reply->transport_error);
+  EXPECT_NE(reply->str.find("timed out"), std::string::npos) << reply->str;
+  ASSERT_TRUE(run_until(
+      io, [&] { return client.connected(); }, std::chrono::seconds(10)))
+      << client.last_error();
 }
 
 }  // namespace

@@ -504,6 +504,62 @@ TEST(HttpClient, ReusesConnectionsForSequentialRequests) {
   EXPECT_LE(server.connections(), 2);
 }
 
+TEST(HttpClient, ShardsSpreadConcurrentRequestsAndCancelFindsTheirShard) {
+  // 4 requests per shard, 8 shards: 40 held requests fill every shard (the last 8 go to the least
+  // loaded ones); each shard opens its own connections.
+  TestServer server;
+  asio::io_context io;
+  http::ClientOptions options;
+  options.shards = 8;
+  options.requests_per_shard = 4;
+  http::Client client(io, options);
+  constexpr int kRequests = 40;
+  std::vector<http::Client::RequestId> ids;
+  std::vector<Outcome> outcomes(kRequests);
+  for (int i = 0; i < kRequests; ++i) {
+    ids.push_back(client.start(make_request(server.url("/delay/5000")), {}, record(outcomes[i])));
+  }
+  EXPECT_EQ(client.in_flight(), static_cast<std::size_t>(kRequests));
+  ASSERT_TRUE(run_until(io, [&] { return server.connections() == kRequests; }))
+      << server.connections() << " connections";
+  // Cancelling every other request reaches the shard that runs it, wherever that is.
+  for (int i = 0; i < kRequests; i += 2) client.cancel(ids[i]);
+  ASSERT_TRUE(run_until(io, [&] { return client.in_flight() == kRequests / 2; })) << client.in_flight();
+  for (int i = 1; i < kRequests; i += 2) client.cancel(ids[i]);
+  ASSERT_TRUE(run_until(io, [&] { return client.in_flight() == 0; }));
+  run_for(io, 50ms);
+  for (const Outcome& outcome : outcomes) {
+    EXPECT_EQ(outcome.calls, 1);
+    EXPECT_EQ(outcome.response.error, TransportError::kCancelled);
+  }
+  // Then light traffic stays on the first shard and reuses one of its connections.
+  const int before = server.connections();
+  int done = 0;
+  std::function<void()> next = [&] {
+    client.start(make_request(server.url("/echo")), {}, [&](http::Response&& response) {
+      EXPECT_EQ(response.status, 200);
+      if (++done < 20) next();
+    });
+  };
+  next();
+  ASSERT_TRUE(run_until(io, [&] { return done == 20; }));
+  EXPECT_LE(server.connections() - before, 1);
+}
+
+TEST(HttpClient, ConnectionLimitsKeepOneShard) {
+  TestServer server;
+  asio::io_context io;
+  http::ClientOptions options;
+  options.max_connections_per_host = 2;
+  options.requests_per_shard = 1;
+  http::Client client(io, options);
+  std::vector<Outcome> outcomes(6);
+  for (auto& outcome : outcomes) client.start(make_request(server.url("/delay/100")), {}, record(outcome));
+  ASSERT_TRUE(run_until(io, [&] { return client.in_flight() == 0; }));
+  for (const Outcome& outcome : outcomes) EXPECT_EQ(outcome.response.status, 200);
+  EXPECT_LE(server.connections(), 2);
+}
+
 TEST(HttpClient, UnixDomainSocket) {
   const std::string path = temp_socket_path();
   {

@@ -37,9 +37,79 @@ inline constexpr std::size_t kDefaultMaxJsonDepth = 64;
 /// or nullopt.
 std::optional<JsonError> scan_json(std::string_view text, std::size_t max_depth);
 
+/// The verdict of read_json_document.
+enum class JsonReadStatus : std::uint8_t {
+  kOk,
+  kInvalid,  ///< not what nlohmann::json::parse accepts
+  kTooDeep,  ///< more than the allowed nesting; nothing was decided
+};
+
+/// Reads JSON text into `out` exactly as nlohmann::json::parse(text) would: the same texts are
+/// accepted (RFC 8259 strictly: UTF-8 checked in strings, surrogate escapes paired, no trailing
+/// content except after a NUL byte, which nlohmann takes for the end of the input, a leading UTF-8
+/// byte order mark skipped, numbers beyond double's range rejected) and
+/// give the same document (integers as number_unsigned, negative ones as number_integer, those
+/// beyond 64 bits and all others as number_float; the last of repeated keys wins). It is one
+/// recursive pass without the per-character bookkeeping of nlohmann's lexer. More than
+/// `max_depth` nested arrays/objects stop it with kTooDeep (no recursion deeper than that). It
+/// gives no error message: nlohmann's parser explains a kInvalid text. Never throws except
+/// std::bad_alloc.
+JsonReadStatus read_json_document(std::string_view text, nlohmann::json& out, std::size_t max_depth);
+
+/// A forward-only reader of one JSON text with read_json_document's grammar, for callers that keep
+/// only part of a document: values are read into documents or skipped (checked, nothing built),
+/// objects and arrays can be walked member by member. Every method returns false (or
+/// Next::kError) at the first byte nlohmann::json::parse would reject, or past `max_depth` open
+/// objects/arrays (too_deep() tells which); the reader is then unusable. A leading UTF-8 byte
+/// order mark is skipped. Views the text, which must outlive it.
+class JsonReader {
+ public:
+  enum class Next : std::uint8_t { kItem, kEnd, kError };
+
+  JsonReader(std::string_view text, std::size_t max_depth);
+
+  /// The next value, into `out`.
+  bool read(nlohmann::json& out) { return value(&out); }
+  /// The next value, checked and dropped.
+  bool skip() { return value(nullptr); }
+  /// The next character that is not whitespace ('\0' at the end of the text).
+  char peek();
+  /// Consumes the '{' of an object. Then next_member until kEnd, reading or skipping each value.
+  bool begin_object();
+  /// The next member's key (into `key` unless null); the reader is then at its value. `first`:
+  /// true before the first call for an object (the reader updates it).
+  Next next_member(std::string* key, bool& first);
+  /// Consumes the '[' of an array. Then next_element until kEnd, reading or skipping each value.
+  bool begin_array();
+  Next next_element(bool& first);
+  /// Only whitespace is left (or a NUL byte, which nlohmann takes for the end of the input).
+  bool at_end();
+  bool too_deep() const noexcept { return too_deep_; }
+
+ private:
+  void skip_whitespace();
+  bool literal(std::string_view word);
+  bool value(nlohmann::json* out);
+  bool enter();
+  bool object(nlohmann::json* out);
+  bool array(nlohmann::json* out);
+  int code_unit();
+  bool escape(std::string* out);
+  bool utf8_sequence();
+  bool string(std::string* out);
+  bool number(nlohmann::json* out);
+
+  const char* at_;
+  const char* end_;
+  std::size_t max_depth_;
+  std::size_t depth_ = 0;
+  bool too_deep_ = false;
+};
+
 /// Parses untrusted JSON text: scan_json first (so neither invalid UTF-8 nor a depth bomb reaches
-/// the parser), then one nlohmann::json::parse. Never throws on any input bytes (only
-/// std::bad_alloc can escape).
+/// the parser), then read_json_document (nlohmann::json::parse's result; its parser words the
+/// error when the text is rejected). Never throws on any input bytes (only std::bad_alloc can
+/// escape).
 std::variant<nlohmann::json, JsonError> parse_json(std::string_view text,
                                                    std::size_t max_depth = kDefaultMaxJsonDepth);
 

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "kafka_llm/format/endpoint.hpp"
 #include "kafka_llm/format/format_error.hpp"
@@ -44,6 +45,26 @@ struct ProviderOutput {
 /// error object (`{"error": …}`, Anthropic `{"type": "error", …}`) is a FormatError naming it.
 FormatResult<ProviderOutput> read_provider_response(const nlohmann::json& body, ProviderApi api,
                                                     Endpoint endpoint);
+
+/// A provider body checked and read in one pass without building its document: what the
+/// pipeline needs from a body whose bytes it passes on unchanged.
+struct ScannedProviderBody {
+  bool valid = false;      ///< exactly what nlohmann::json::parse accepts (syntax, UTF-8 in strings)
+  bool is_object = false;  ///< valid and a JSON object
+  /// When is_object: an object with only the members read_provider_response (OpenAI) and
+  /// provider_error_message look at: `model`, `usage`, `error`, `message`, `type`, and `choices`
+  /// reduced to its first element, itself reduced to `finish_reason`, `text` and `message.content`
+  /// (members of an unexpected type are kept whole, so reading them fails the same way). Null
+  /// otherwise.
+  nlohmann::json members;
+};
+
+/// Reads `text` with read_json_document (nlohmann's SAX parser when it nests deeper than 256),
+/// keeping only ScannedProviderBody::members, so
+/// `read_provider_response(scan_provider_body(t).members, ProviderApi::kOpenAi, e)` equals
+/// `read_provider_response(nlohmann::json::parse(t), ProviderApi::kOpenAi, e)` for every valid
+/// object `t` (and likewise provider_error_message). Never throws except std::bad_alloc.
+ScannedProviderBody scan_provider_body(std::string_view text);
 
 /// The human message of a provider error body: `error.message` (OpenAI and Anthropic), `error`
 /// when it is a string, or a top-level `message` string (vLLM/Ollama style). nullopt otherwise.

@@ -22,11 +22,14 @@ struct ResponseEnvelope {
   int attempts = 0;  ///< provider calls made (0 when none was)
   double latency_ms = 0.0;
   std::optional<std::string> prompt_version = std::nullopt;  ///< the stream's prompt template version
+  /// The body as JSON text (the provider's bytes): when non-empty it is written instead of `body`,
+  /// without its insignificant whitespace but otherwise byte for byte. Must be one valid JSON value.
+  std::string body_text{};
 };
 
-/// Compact JSON of `response`, members in DESIGN order: metadata, status_code, body, request_id,
-/// provider, model, attempts, latency_ms; then `prompt_version` only when set. Invalid UTF-8 in strings
-/// becomes U+FFFD (never throws except std::bad_alloc).
+/// Compact JSON of `response`, members in DESIGN order: metadata, status_code, body (body_text
+/// when set), request_id, provider, model, attempts, latency_ms; then `prompt_version` only when
+/// set. Invalid UTF-8 in strings becomes U+FFFD (never throws except std::bad_alloc).
 std::string serialize_response(const ResponseEnvelope& response);
 
 /// The OpenAI-style `type` and `code` of an error with HTTP status `status_code`:

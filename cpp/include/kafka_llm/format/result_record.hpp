@@ -28,7 +28,11 @@ struct ResultRecord {
   std::optional<std::string> model;
   std::optional<std::string> output;  ///< generated text: choices[0] message content / text
   nlohmann::json body;                ///< full provider JSON; null while pending
-  std::optional<std::string> error;   ///< error message when status is error
+  /// The body as JSON text (the provider's bytes): when non-empty it is written instead of `body`,
+  /// spliced in without re-serializing it (see detail::append_compact_json). Must be one valid JSON
+  /// value. parse_result never sets it.
+  std::string body_text{};
+  std::optional<std::string> error;  ///< error message when status is error
   std::optional<int> status_code;
   std::optional<TokenUsage> usage;
   int attempts = 0;
@@ -36,6 +40,9 @@ struct ResultRecord {
   std::int64_t created_ms = 0;                ///< epoch ms
   std::int64_t updated_ms = 0;                ///< epoch ms
   std::optional<std::string> prompt_version;  ///< the stream's prompt template version, when it has one
+  /// The prompt hash of what was sent (the outputs' `prompt_hash` header). A done record counts as
+  /// the request's answer only for the same prompt: replayed with another template version, it runs again.
+  std::optional<std::string> prompt_hash;
 
   bool operator==(const ResultRecord&) const = default;
 };

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "kafka_llm/http/client_options.hpp"
 #include "kafka_llm/http/request.hpp"
@@ -18,9 +19,10 @@ namespace detail {
 class ClientCore;
 }
 
-/// An asynchronous HTTP/1.1 and HTTP/2 client: one libcurl multi handle driven by an Asio io_context
+/// An asynchronous HTTP/1.1 and HTTP/2 client: libcurl multi handles driven by an Asio io_context
 /// (curl's socket-action interface; sockets and timers are waited on by Asio, never by blocking calls).
-/// Connections, TLS sessions and DNS results are cached and reused across requests.
+/// Connections, TLS sessions and DNS results are cached and reused across requests, per multi handle
+/// (ClientOptions::shards).
 ///
 /// Threads: a Client belongs to the thread that runs `io.run()`. Construct it anywhere, but call start,
 /// cancel, in_flight and the destructor only on that thread (or while no thread runs the io_context).
@@ -63,7 +65,8 @@ class Client {
   std::size_t in_flight() const;
 
  private:
-  std::shared_ptr<detail::ClientCore> core_;
+  std::vector<std::shared_ptr<detail::ClientCore>> cores_;  // shards (ClientOptions::shards)
+  std::size_t requests_per_shard_ = 1;
 };
 
 }  // namespace kafka_llm::http

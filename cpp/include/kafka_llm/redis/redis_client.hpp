@@ -20,7 +20,9 @@ struct RedisOptions {
   std::string password;     ///< never logged or put into error messages
   int db = 0;
   std::chrono::milliseconds connect_timeout{2000};
-  /// A command unanswered for this long drops the connection (its callbacks get an error).
+  /// Redis answering nothing for this long while commands wait for replies drops the connection
+  /// (their callbacks get an error). Replies that arrive but are read late by a busy event loop do
+  /// not count: only a connection with no reply and no unread bytes for this long is dropped.
   std::chrono::milliseconds command_timeout{2000};
   std::chrono::milliseconds reconnect_min{50};
   std::chrono::milliseconds reconnect_max{2000};
@@ -46,6 +48,18 @@ struct RedisReply {
 
 using RedisCallback = std::function<void(RedisReply&&)>;
 
+/// A Lua script for RedisClient::eval: its text and its SHA-1, by which EVALSHA names it.
+class RedisScript {
+ public:
+  explicit RedisScript(std::string source);
+  const std::string& source() const noexcept { return source_; }
+  const std::string& sha1() const noexcept { return sha1_; }
+
+ private:
+  std::string source_;
+  std::string sha1_;
+};
+
 /// An asynchronous Redis client on an Asio event loop (hiredis' async API with an Asio adapter).
 /// Commands are pipelined on one connection; it reconnects by itself with backoff. All methods
 /// and callbacks run on the io_context's thread. Non-copyable, non-movable. Destroying it fails
@@ -63,6 +77,10 @@ class RedisClient {
   void start();
   /// Sends a command. When not connected the callback is posted with a transport error.
   void command(const std::vector<std::string_view>& args, RedisCallback callback);
+  /// Runs `script` with `args` (numkeys, keys…, argv…): EVALSHA, and EVAL with the same arguments
+  /// when Redis answers NOSCRIPT (after a restart or SCRIPT FLUSH), so the script text crosses the
+  /// wire only then. `script` must outlive the reply.
+  void eval(const RedisScript& script, const std::vector<std::string_view>& args, RedisCallback callback);
   /// True once connected and authenticated.
   bool connected() const noexcept;
   /// Commands sent and not yet answered.
@@ -79,6 +97,8 @@ class RedisClient {
   void on_connected(const std::shared_ptr<Connection>& connection);
   void on_disconnected(const std::string& reason);
   void check_timeouts();
+  void send_or_fail(const std::vector<std::string_view>& args, RedisCallback&& callback,
+                    const RedisScript* script);
 
   boost::asio::io_context& io_;
   RedisOptions options_;
