@@ -831,6 +831,7 @@ void Pipeline::Impl::on_attempt_done(std::uint64_t job_id, ProviderCall&& call) 
       auto scanned = format::scan_provider_body(call.body);
       is_object = scanned.is_object;
       body = std::move(scanned.members);
+      if (is_object && !scanned.compact) call.body = format::compact_json(call.body);
     }
     if (!is_object) {
       call.error = policy::TransportError::kMalformedResponse;
