@@ -327,7 +327,11 @@ void Pipeline::Impl::start() {
   }
   if (embedded_threads > 0) embedded_pool_ = std::make_unique<asio::thread_pool>(embedded_threads);
 
-  for (auto& stream : streams_) stream.consumer->subscribe({stream.config.requests_topic});
+  for (auto& stream : streams_) {
+    producer_->prepare_topic(stream.config.responses_topic);
+    producer_->prepare_topic(stream.config.dlq_topic);
+    stream.consumer->subscribe({stream.config.requests_topic});
+  }
   work_.emplace(asio::make_work_guard(io_));
   asio::post(io_, [this] {
     redis_->start();
