@@ -261,9 +261,15 @@ Pipeline::Impl::Impl(PipelineConfig config)
     kafka::Properties consumer_props = config_.kafka;
     kafka::set_property(consumer_props, "group.id", stream_config.group);
     kafka::set_property(consumer_props, "partition.assignment.strategy", "cooperative-sticky");
-    if (std::none_of(consumer_props.begin(), consumer_props.end(),
-                     [](const auto& p) { return p.first == "auto.offset.reset"; })) {
-      kafka::set_property(consumer_props, "auto.offset.reset", "earliest");
+    const auto unset = [&consumer_props](std::string_view name) {
+      return std::none_of(consumer_props.begin(), consumer_props.end(),
+                          [name](const auto& p) { return p.first == name; });
+    };
+    if (unset("auto.offset.reset")) kafka::set_property(consumer_props, "auto.offset.reset", "earliest");
+    // librdkafka prefetches up to 64 MB; the backlog behind the window holds what is needed next,
+    // so a few MB keep the fetcher ahead without holding a whole topic in memory.
+    if (unset("queued.max.messages.kbytes")) {
+      kafka::set_property(consumer_props, "queued.max.messages.kbytes", "4096");
     }
     const std::size_t index = streams_.size();
     stream.consumer = std::make_unique<kafka::Consumer>(
