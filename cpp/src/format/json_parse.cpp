@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "json_util.hpp"
 #include "kafka_llm/format/utf8.hpp"
 
 namespace kafka_llm::format {
@@ -47,11 +48,14 @@ JsonReader::JsonReader(std::string_view text, std::size_t max_depth)
   if (end_ - at_ >= 3 && static_cast<unsigned char>(at_[0]) == 0xEF &&
       static_cast<unsigned char>(at_[1]) == 0xBB && static_cast<unsigned char>(at_[2]) == 0xBF) {
     at_ += 3;  // nlohmann skips a byte order mark
+    compact_ = false;
   }
 }
 
 void JsonReader::skip_whitespace() {
+  const char* start = at_;
   while (at_ != end_ && (*at_ == ' ' || *at_ == '\n' || *at_ == '\r' || *at_ == '\t')) ++at_;
+  if (at_ != start) compact_ = false;
 }
 
 char JsonReader::peek() {
@@ -62,7 +66,11 @@ char JsonReader::peek() {
 bool JsonReader::at_end() {
   skip_whitespace();
   // nlohmann's lexer takes a NUL byte for the end of the input: what follows it is ignored.
-  return at_ == end_ || *at_ == '\0';
+  if (at_ != end_ && *at_ == '\0') {
+    compact_ = false;
+    return true;
+  }
+  return at_ == end_;
 }
 
 bool JsonReader::literal(std::string_view word) {
@@ -443,6 +451,13 @@ JsonReadStatus read_json_document(std::string_view text, nlohmann::json& out, st
   if (!reader.at_end()) return JsonReadStatus::kInvalid;
   out = std::move(document);
   return JsonReadStatus::kOk;
+}
+
+std::string compact_json(std::string_view json_text) {
+  std::string out;
+  out.reserve(json_text.size());
+  detail::append_compact_json(out, json_text);
+  return out;
 }
 
 std::optional<JsonError> scan_json(std::string_view text, std::size_t max_depth) {

@@ -217,11 +217,6 @@ void ObjectWriter::raw(std::string_view name, std::string_view json_text) {
   out_.append(json_text);
 }
 
-void ObjectWriter::json_text(std::string_view name, std::string_view json_text) {
-  key(name);
-  append_compact_json(out_, json_text);
-}
-
 void ObjectWriter::token_usage(std::string_view name, const TokenUsage& usage) {
   key(name);
   append_token_usage(out_, usage);

@@ -63,8 +63,6 @@ class ObjectWriter {
   void json(std::string_view name, const nlohmann::json& value);
   /// `json_text` as is (must be one valid, compact JSON value).
   void raw(std::string_view name, std::string_view json_text);
-  /// `json_text` (one valid JSON value) through append_compact_json.
-  void json_text(std::string_view name, std::string_view json_text);
   void token_usage(std::string_view name, const TokenUsage& usage);
   void close() { out_.push_back('}'); }
 

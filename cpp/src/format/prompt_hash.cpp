@@ -2,8 +2,11 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
+#include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <memory>
 #include <stdexcept>
 
@@ -12,6 +15,8 @@
 namespace kafka_llm::format {
 
 namespace {
+
+static_assert(std::ranges::is_sorted(kPromptHashFields), "canonical_prompt_json merges in byte order");
 
 void append_canonical(std::string& out, const nlohmann::json& value) {
   switch (value.type()) {
@@ -54,6 +59,22 @@ void append_canonical(std::string& out, const nlohmann::json& value) {
       }
       break;
     }
+    case nlohmann::json::value_t::number_integer:
+    case nlohmann::json::value_t::number_unsigned: {
+      std::array<char, 24> digits{};
+      const auto result =
+          value.is_number_unsigned()
+              ? std::to_chars(digits.data(), digits.data() + digits.size(), value.get<std::uint64_t>())
+              : std::to_chars(digits.data(), digits.data() + digits.size(), value.get<std::int64_t>());
+      out.append(digits.data(), static_cast<std::size_t>(result.ptr - digits.data()));
+      break;
+    }
+    case nlohmann::json::value_t::boolean:
+      out.append(value.get<bool>() ? "true" : "false");
+      break;
+    case nlohmann::json::value_t::null:
+      out.append("null");
+      break;
     default:
       detail::append_json(out, value);
       break;
@@ -91,15 +112,18 @@ std::string canonical_prompt_json(const nlohmann::json& body) {
   std::string out;
   out.push_back('{');
   if (body.is_object()) {
+    // Both the body's members (a std::map) and kPromptHashFields are in byte order: one merge.
     bool first = true;
-    for (const std::string_view field : kPromptHashFields) {
-      const auto it = body.find(field);
-      if (it == body.end() || it->is_null()) continue;
+    auto field = kPromptHashFields.begin();
+    for (const auto& [key, member] : *body.get_ptr<const nlohmann::json::object_t*>()) {
+      while (field != kPromptHashFields.end() && *field < key) ++field;
+      if (field == kPromptHashFields.end()) break;
+      if (*field != key || member.is_null()) continue;
       if (!first) out.push_back(',');
       first = false;
-      detail::append_json_string(out, field);
+      detail::append_json_string(out, key);
       out.push_back(':');
-      append_canonical(out, *it);
+      append_canonical(out, member);
     }
   }
   out.push_back('}');

@@ -369,6 +369,7 @@ ScannedProviderBody scan_provider_body(std::string_view text) {
     if (read && reader.at_end()) {
       out.valid = true;
       out.is_object = object;
+      out.compact = reader.compact();
       if (object) out.members = std::move(members);
       return out;
     }
@@ -388,6 +389,7 @@ ScannedProviderBody scan_provider_body(std::string_view text) {
     out = ScannedProviderBody{};
   }
   if (!out.is_object) out.members = nullptr;
+  out.compact = out.valid && compact_json(text) == text;
   return out;
 }
 

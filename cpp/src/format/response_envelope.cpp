@@ -13,7 +13,7 @@ std::string serialize_response(const ResponseEnvelope& response) {
   if (response.body_text.empty()) {
     object.json("body", response.body);
   } else {
-    object.json_text("body", response.body_text);
+    object.raw("body", response.body_text);
   }
   object.string("request_id", response.request_id);
   object.optional_string("provider", response.provider);

@@ -119,7 +119,7 @@ std::string serialize_result(const ResultRecord& record) {
   if (record.body_text.empty()) {
     object.json("body", record.body);
   } else {
-    object.json_text("body", record.body_text);
+    object.raw("body", record.body_text);
   }
   object.optional_string("error", record.error);
   if (record.status_code) {

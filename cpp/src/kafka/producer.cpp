@@ -27,6 +27,7 @@ Producer::~Producer() {
     if (rd_kafka_outq_len(rk_.get()) == 0) break;
   }
   rd_kafka_poll(rk_.get(), 0);
+  topics_.clear();
   main_queue_.reset();
   rk_.reset();
 }
@@ -68,6 +69,16 @@ void Producer::on_delivery_report(rd_kafka_t* /*rk*/, const rd_kafka_message_t* 
   report.partition = message->partition;
   report.offset = message->offset;
   (*callback)(report);
+}
+
+void Producer::prepare_topic(const std::string& topic) {
+  const std::lock_guard lock(topics_mutex_);
+  for (const auto& known : topics_) {
+    if (topic == rd_kafka_topic_name(known.get())) return;
+  }
+  // A new topic handle makes librdkafka query the topic's leaders at once (asynchronously).
+  TopicPtr handle(rd_kafka_topic_new(rk_.get(), topic.c_str(), nullptr));
+  if (handle) topics_.push_back(std::move(handle));
 }
 
 int Producer::poll(int timeout_ms) {

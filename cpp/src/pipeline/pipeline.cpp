@@ -311,9 +311,15 @@ Pipeline::Impl::Impl(PipelineConfig config)
     kafka::Properties consumer_props = config_.kafka;
     kafka::set_property(consumer_props, "group.id", stream_config.group);
     kafka::set_property(consumer_props, "partition.assignment.strategy", "cooperative-sticky");
-    if (std::none_of(consumer_props.begin(), consumer_props.end(),
-                     [](const auto& p) { return p.first == "auto.offset.reset"; })) {
-      kafka::set_property(consumer_props, "auto.offset.reset", "earliest");
+    const auto unset = [&consumer_props](std::string_view name) {
+      return std::none_of(consumer_props.begin(), consumer_props.end(),
+                          [name](const auto& p) { return p.first == name; });
+    };
+    if (unset("auto.offset.reset")) kafka::set_property(consumer_props, "auto.offset.reset", "earliest");
+    // librdkafka prefetches up to 64 MB; the backlog behind the window holds what is needed next,
+    // so a few MB keep the fetcher ahead without holding a whole topic in memory.
+    if (unset("queued.max.messages.kbytes")) {
+      kafka::set_property(consumer_props, "queued.max.messages.kbytes", "4096");
     }
     const std::size_t index = streams_.size();
     stream.consumer = std::make_unique<kafka::Consumer>(
@@ -377,7 +383,11 @@ void Pipeline::Impl::start() {
   }
   if (embedded_threads > 0) embedded_pool_ = std::make_unique<asio::thread_pool>(embedded_threads);
 
-  for (auto& stream : streams_) stream.consumer->subscribe({stream.config.requests_topic});
+  for (auto& stream : streams_) {
+    producer_->prepare_topic(stream.config.responses_topic);
+    producer_->prepare_topic(stream.config.dlq_topic);
+    stream.consumer->subscribe({stream.config.requests_topic});
+  }
   work_.emplace(asio::make_work_guard(io_));
   asio::post(io_, [this] {
     redis_->start();
@@ -1007,6 +1017,7 @@ void Pipeline::Impl::on_attempt_done(std::uint64_t job_id, ProviderCall&& call) 
       auto scanned = format::scan_provider_body(call.body);
       is_object = scanned.is_object;
       body = std::move(scanned.members);
+      if (is_object && !scanned.compact) call.body = format::compact_json(call.body);
     }
     if (!is_object) {
       call.error = policy::TransportError::kMalformedResponse;

@@ -62,9 +62,36 @@ const std::vector<std::string>& sample_bodies() {
   return bodies;
 }
 
+// The scan and the document path on one text: "" when they agree.
+std::string scan_disagreement(const std::string& text) {
+  std::optional<json> document;
+  try {
+    document = json::parse(text);
+  } catch (const json::exception&) {
+  }
+  const ScannedProviderBody scanned = scan_provider_body(text);
+  if (scanned.valid != document.has_value()) return "valid";
+  if (scanned.is_object != (document && document->is_object())) return "is_object";
+  if (scanned.valid && scanned.compact != (compact_json(text) == text)) return "compact";
+  if (!scanned.is_object) return scanned.members.is_null() ? "" : "members of a non-object";
+  for (Endpoint endpoint : {Endpoint::kChatCompletions, Endpoint::kCompletions}) {
+    const auto expected = read_provider_response(*document, ProviderApi::kOpenAi, endpoint);
+    const auto actual = read_provider_response(scanned.members, ProviderApi::kOpenAi, endpoint);
+    if (expected.index() != actual.index()) return "outcome";
+    if (const auto* output = std::get_if<ProviderOutput>(&expected)) {
+      if (!(*output == std::get<ProviderOutput>(actual))) return "output";
+    } else if (std::get<FormatError>(expected).message != std::get<FormatError>(actual).message) {
+      return "error message";
+    }
+  }
+  if (provider_error_message(*document) != provider_error_message(scanned.members)) return "error text";
+  return {};
+}
+
 TEST(FormatBodySplice, ScanReadsWhatTheDocumentReads) {
   for (const std::string& body : sample_bodies()) {
     SCOPED_TRACE(body);
+    EXPECT_EQ(scan_disagreement(body), "");
     const json document = json::parse(body);
     const ScannedProviderBody scanned = scan_provider_body(body);
     ASSERT_TRUE(scanned.valid);
@@ -81,31 +108,6 @@ TEST(FormatBodySplice, ScanReadsWhatTheDocumentReads) {
     }
     EXPECT_EQ(provider_error_message(document), provider_error_message(scanned.members));
   }
-}
-
-// The scan and the document path on one text: "" when they agree.
-std::string scan_disagreement(const std::string& text) {
-  std::optional<json> document;
-  try {
-    document = json::parse(text);
-  } catch (const json::exception&) {
-  }
-  const ScannedProviderBody scanned = scan_provider_body(text);
-  if (scanned.valid != document.has_value()) return "valid";
-  if (scanned.is_object != (document && document->is_object())) return "is_object";
-  if (!scanned.is_object) return scanned.members.is_null() ? "" : "members of a non-object";
-  for (Endpoint endpoint : {Endpoint::kChatCompletions, Endpoint::kCompletions}) {
-    const auto expected = read_provider_response(*document, ProviderApi::kOpenAi, endpoint);
-    const auto actual = read_provider_response(scanned.members, ProviderApi::kOpenAi, endpoint);
-    if (expected.index() != actual.index()) return "outcome";
-    if (const auto* output = std::get_if<ProviderOutput>(&expected)) {
-      if (!(*output == std::get<ProviderOutput>(actual))) return "output";
-    } else if (std::get<FormatError>(expected).message != std::get<FormatError>(actual).message) {
-      return "error message";
-    }
-  }
-  if (provider_error_message(*document) != provider_error_message(scanned.members)) return "error text";
-  return {};
 }
 
 TEST(FormatBodySplice, MutatedBodiesScanLikeTheDocumentPath) {
@@ -179,7 +181,7 @@ TEST(FormatBodySplice, ScanAcceptsExactlyWhatTheParserAccepts) {
 // The body text as it comes out inside a response envelope.
 std::string spliced(const std::string& body_text) {
   ResponseEnvelope response;
-  response.body_text = body_text;
+  response.body_text = compact_json(body_text);
   const json envelope = json::parse(serialize_response(response));
   const std::string text = serialize_response(response);
   const auto start = text.find(R"("body":)") + 7;
@@ -232,7 +234,7 @@ TEST(FormatBodySplice, ResultRecordWithBodyTextMeansTheSameAsWithTheDocument) {
     ResultRecord from_document = done_record();
     from_document.body = json::parse(body);
     ResultRecord from_text = done_record();
-    from_text.body_text = body;
+    from_text.body_text = compact_json(body);
     const std::string old_bytes = serialize_result(from_document);
     const std::string new_bytes = serialize_result(from_text);
     EXPECT_EQ(json::parse(new_bytes), json::parse(old_bytes));
@@ -258,7 +260,7 @@ TEST(FormatBodySplice, ResponseEnvelopeWithBodyTextMeansTheSameAsWithTheDocument
         json{{"t0", 1.25}, {"user", "ü"}}, 200, json::parse(body), "req-1", "mock", "m", 1, 3.5};
     ResponseEnvelope from_text = from_document;
     from_text.body = nullptr;
-    from_text.body_text = body;
+    from_text.body_text = compact_json(body);
     EXPECT_EQ(json::parse(serialize_response(from_text)), json::parse(serialize_response(from_document)));
   }
 }

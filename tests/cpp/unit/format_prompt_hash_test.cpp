@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
+#include <vector>
 
 #include "kafka_llm/format/prompt_hash.hpp"
 
@@ -105,6 +107,70 @@ TEST(FormatPromptHash, AnyPromptChangeChangesTheHash) {
 TEST(FormatPromptHash, InvalidUtf8InMemoryDoesNotThrow) {
   const json body = {{"model", "m"}, {"prompt", std::string("bad \xFF byte")}};
   EXPECT_EQ(canonical_prompt_json(body), "{\"model\":\"m\",\"prompt\":\"bad \xEF\xBF\xBD byte\"}");
+}
+
+}  // namespace
+}  // namespace kafka_llm::format
+
+namespace kafka_llm::format {
+namespace {
+
+// The canonical form as first written: one lookup per field, scalars through nlohmann's dump.
+void reference_canonical(std::string& out, const nlohmann::json& value) {
+  if (value.is_object()) {
+    out.push_back('{');
+    bool first = true;
+    for (const auto& [key, member] : value.items()) {
+      if (!first) out.push_back(',');
+      first = false;
+      out.append(nlohmann::json(key).dump()).push_back(':');
+      reference_canonical(out, member);
+    }
+    out.push_back('}');
+  } else if (value.is_array()) {
+    out.push_back('[');
+    bool first = true;
+    for (const auto& element : value) {
+      if (!first) out.push_back(',');
+      first = false;
+      reference_canonical(out, element);
+    }
+    out.push_back(']');
+  } else if (value.is_number_float() && std::trunc(value.get<double>()) == value.get<double>() &&
+             std::fabs(value.get<double>()) <= 9007199254740992.0) {
+    out.append(std::to_string(static_cast<long long>(value.get<double>())));
+  } else {
+    out.append(value.dump());
+  }
+}
+
+std::string reference_prompt_json(const nlohmann::json& body) {
+  std::string out = "{";
+  bool first = true;
+  for (const std::string_view field : kPromptHashFields) {
+    const auto it = body.find(field);
+    if (it == body.end() || it->is_null()) continue;
+    if (!first) out.push_back(',');
+    first = false;
+    out.append(nlohmann::json(field).dump()).push_back(':');
+    reference_canonical(out, *it);
+  }
+  return out + "}";
+}
+
+TEST(FormatPromptHash, MergedCanonicalFormMatchesTheFieldByFieldForm) {
+  const std::vector<std::string> bodies = {
+      R"({"model":"m","messages":[{"role":"user","content":"hi \"there\"\n\u00e9"}],"max_tokens":16})",
+      R"({"zzz":1,"top_p":0.5,"top_k":-3,"temperature":1.0,"stream":true,"seed":18446744073709551615,"n":null,)"
+      R"("logit_bias":{"50256":-100,"1":2.5e-8},"stop":["a",null,true,false],"tools":[{"type":"function"}],)"
+      R"("best_of":2,"aaa":"ignored","input":[1,2,3],"prompt":"p","model":"x","response_format":{"b":1,"a":[]}})",
+      R"({})",
+      R"({"user":"u","metadata":{"k":"v"}})",
+  };
+  for (const std::string& text : bodies) {
+    const auto body = nlohmann::json::parse(text);
+    EXPECT_EQ(canonical_prompt_json(body), reference_prompt_json(body)) << text;
+  }
 }
 
 }  // namespace

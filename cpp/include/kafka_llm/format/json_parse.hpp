@@ -85,6 +85,9 @@ class JsonReader {
   /// Only whitespace is left (or a NUL byte, which nlohmann takes for the end of the input).
   bool at_end();
   bool too_deep() const noexcept { return too_deep_; }
+  /// Nothing read so far held bytes compact_json drops (whitespace between tokens, a byte order
+  /// mark, or, once at_end() saw one, a NUL byte and what follows).
+  bool compact() const noexcept { return compact_; }
 
  private:
   void skip_whitespace();
@@ -104,7 +107,14 @@ class JsonReader {
   std::size_t max_depth_;
   std::size_t depth_ = 0;
   bool too_deep_ = false;
+  bool compact_ = true;
 };
+
+/// `json_text` (one value read_json_document accepts) without its insignificant whitespace,
+/// without a leading byte order mark and without anything after a NUL byte (which nlohmann's
+/// parser takes for the end of the text): the same value, compact, its bytes otherwise unchanged
+/// (member order, number spelling and string escapes are kept).
+std::string compact_json(std::string_view json_text);
 
 /// Parses untrusted JSON text: scan_json first (so neither invalid UTF-8 nor a depth bomb reaches
 /// the parser), then read_json_document (nlohmann::json::parse's result; its parser words the

@@ -51,6 +51,7 @@ FormatResult<ProviderOutput> read_provider_response(const nlohmann::json& body, 
 struct ScannedProviderBody {
   bool valid = false;      ///< exactly what nlohmann::json::parse accepts (syntax, UTF-8 in strings)
   bool is_object = false;  ///< valid and a JSON object
+  bool compact = false;    ///< valid, and compact_json(text) == text (nothing to drop)
   /// When is_object: an object with only the members read_provider_response (OpenAI) and
   /// provider_error_message look at: `model`, `usage`, `error`, `message`, `type`, and `choices`
   /// reduced to its first element, itself reduced to `finish_reason`, `text` and `message.content`

@@ -22,8 +22,8 @@ struct ResponseEnvelope {
   int attempts = 0;  ///< provider calls made (0 when none was)
   double latency_ms = 0.0;
   std::optional<std::string> prompt_version = std::nullopt;  ///< the stream's prompt template version
-  /// The body as JSON text (the provider's bytes): when non-empty it is written instead of `body`,
-  /// without its insignificant whitespace but otherwise byte for byte. Must be one valid JSON value.
+  /// The body as compact JSON text (the provider's bytes through compact_json when they were not
+  /// compact already): when non-empty it is written as is instead of `body`, never re-serialized.
   std::string body_text{};
 };
 

@@ -28,9 +28,8 @@ struct ResultRecord {
   std::optional<std::string> model;
   std::optional<std::string> output;  ///< generated text: choices[0] message content / text
   nlohmann::json body;                ///< full provider JSON; null while pending
-  /// The body as JSON text (the provider's bytes): when non-empty it is written instead of `body`,
-  /// spliced in without re-serializing it (see detail::append_compact_json). Must be one valid JSON
-  /// value. parse_result never sets it.
+  /// The body as compact JSON text (the provider's bytes through compact_json when they were not
+  /// compact already): when non-empty it is written as is instead of `body`, never re-serialized.
   std::string body_text{};
   std::optional<std::string> error;  ///< error message when status is error
   std::optional<int> status_code;

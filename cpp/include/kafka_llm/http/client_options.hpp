@@ -28,8 +28,9 @@ struct ClientOptions {
   std::size_t shards = 64;
   std::size_t requests_per_shard = 64;
   /// libcurl's receive buffer of each request slot (CURLOPT_BUFFERSIZE, 1 KiB to 512 KiB; libcurl's
-  /// default is 16 KiB). It is allocated per slot, so it is most of the memory of an in-flight request.
-  long receive_buffer_bytes = 4096;
+  /// default is 16 KiB). It is allocated per slot, so it is a large part of the memory of an in-flight
+  /// request; a larger response only takes more reads.
+  long receive_buffer_bytes = 1024;
   /// libcurl's debug output to stderr. It includes request headers, i.e. API keys: development only.
   bool verbose = false;
 };

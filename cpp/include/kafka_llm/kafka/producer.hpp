@@ -2,9 +2,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "kafka_llm/common/types.hpp"
 #include "kafka_llm/kafka/client_config.hpp"
@@ -44,6 +46,11 @@ class Producer {
                               std::string_view value, const HeaderList& headers, DeliveryCallback on_delivery,
                               std::int32_t partition = RD_KAFKA_PARTITION_UA);
 
+  /// Looks up `topic`'s partitions and leaders now, in the background, and keeps them known: the
+  /// first record produced to a topic otherwise waits for that metadata request (hundreds of
+  /// milliseconds on a busy broker). Idempotent; call it for every topic the producer will write.
+  void prepare_topic(const std::string& topic);
+
   /// Serves delivery reports and errors; returns how many events were served.
   int poll(int timeout_ms);
   /// Waits until every enqueued record is delivered or failed, serving callbacks.
@@ -62,6 +69,8 @@ class Producer {
 
   KafkaPtr rk_;
   QueuePtr main_queue_;
+  std::mutex topics_mutex_;
+  std::vector<TopicPtr> topics_;  // prepared topics, held so librdkafka keeps their metadata fresh
 };
 
 }  // namespace kafka_llm::kafka
