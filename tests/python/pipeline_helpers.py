@@ -188,14 +188,21 @@ def write_worker_config(path: Any, stack: StackInfo, topics: Topics, **kwargs: A
     return path
 
 
+def worker_env() -> dict[str, str]:
+    """This process's environment without the variables a worker would take as configuration
+    overrides (KAFKA_*, REDIS_*, provider keys), so a worker reads only its config file."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "REDIS_", "OPENAI_", "GROQ_"))}
+
+
 def start_worker(config_path: Any, **popen: Any) -> Any:
     """A ``kafka-llm worker`` process (stop it by PID); its stderr is captured to a file next to
     the config so tests can read it."""
-    import os
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "REDIS_", "OPENAI_", "GROQ_"))}
+    env = worker_env()
     log = open(f"{config_path}.{time.monotonic_ns()}.log", "w")  # noqa: SIM115 - lives with the process
     process = subprocess.Popen(
         [

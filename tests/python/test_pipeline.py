@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pipeline_helpers import (
     read_until,
     result_record,
     wait_for,
+    worker_env,
 )
 
 from kafka_llm import ConfigError, Pipeline
@@ -425,13 +425,12 @@ def test_a_bad_config_fails_at_start_naming_the_key(
             }
         )
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "REDIS_", "OPENAI_", "GROQ_"))}
     result = subprocess.run(
         [sys.executable, "-m", "kafka_llm.cli", "worker", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
-        env=env,
+        env=worker_env(),
     )
     assert result.returncode == 2
     assert "redis.resultTTL" in result.stderr
@@ -461,7 +460,6 @@ def test_worker_command_processes_requests_and_stops_cleanly_on_sigterm(
             }
         )
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "REDIS_", "OPENAI_", "GROQ_"))}
     worker = subprocess.Popen(
         [
             sys.executable,
@@ -475,7 +473,7 @@ def test_worker_command_processes_requests_and_stops_cleanly_on_sigterm(
         ],
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env=worker_env(),
     )
     try:
         ids = [f"{unique_name}-{i}" for i in range(20)]

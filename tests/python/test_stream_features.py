@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +31,7 @@ from pipeline_helpers import (
     produce,
     read_until,
     result_record,
+    worker_env,
 )
 
 from kafka_llm import ConfigError, Pipeline, load_config
@@ -393,13 +393,12 @@ def test_output_schema_file_is_relative_to_the_config_file_and_checked_at_worker
     )
     loaded = load_config(config, env={})
     assert loaded.streams[0].features == {"outputSchemaFile": str(tmp_path / "schema.json")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "REDIS_", "OPENAI_", "GROQ_"))}
     result = subprocess.run(
         [sys.executable, "-m", "kafka_llm.cli", "worker", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
-        env=env,
+        env=worker_env(),
     )
     assert result.returncode == 2
     assert "messaging.streams[0].outputSchemaFile: invalid JSON schema" in result.stderr
