@@ -126,17 +126,14 @@ bool JsonReader::begin_object() {
 JsonReader::Next JsonReader::next_member(std::string* key, bool& first) {
   skip_whitespace();
   if (at_ == end_) return Next::kError;
-  if (*at_ == '}' && first) {
+  // The container ends here whether or not it had items ("[]", "[1]"); a trailing comma does
+  // not reach this check: after a comma an item must follow.
+  if (*at_ == '}') {
     ++at_;
     --depth_;
     return Next::kEnd;
   }
   if (!first) {
-    if (*at_ == '}') {
-      ++at_;
-      --depth_;
-      return Next::kEnd;
-    }
     if (*at_ != ',') return Next::kError;
     ++at_;
     skip_whitespace();
@@ -162,17 +159,14 @@ bool JsonReader::begin_array() {
 JsonReader::Next JsonReader::next_element(bool& first) {
   skip_whitespace();
   if (at_ == end_) return Next::kError;
-  if (*at_ == ']' && first) {
+  // The container ends here whether or not it had items ("[]", "[1]"); a trailing comma does
+  // not reach this check: after a comma an item must follow.
+  if (*at_ == ']') {
     ++at_;
     --depth_;
     return Next::kEnd;
   }
   if (!first) {
-    if (*at_ == ']') {
-      ++at_;
-      --depth_;
-      return Next::kEnd;
-    }
     if (*at_ != ',') return Next::kError;
     ++at_;
   }
