@@ -412,6 +412,17 @@ def test_a_bad_config_fails_at_start_naming_the_key(
     with pytest.raises(ConfigError) as error:
         make_config(stack, make_topics(stack, unique_name), retry={"maxAttempts": 0})
     assert error.value.key == "retry.maxAttempts"
+    # The pipeline's own producer defaults (linger.ms) give way to the user's librdkafka
+    # properties, so a bad one is reported, not silently replaced.
+    for name in ("linger.ms", "queue.buffering.max.ms"):
+        bad = make_config(
+            stack,
+            make_topics(stack, f"{unique_name}-{name}"),
+            kafka={"bootstrap.servers": stack.bootstrap_servers, name: "soon"},
+        )
+        with pytest.raises(ConfigError) as error:
+            Pipeline(bad)
+        assert error.value.key == f"kafka.{name}"
     config = tmp_path / "worker.yaml"
     config.write_text(
         yaml.safe_dump(

@@ -16,6 +16,14 @@ void set_property(Properties& props, std::string name, std::string value) {
   }
 }
 
+bool has_property(const Properties& props, std::string_view name) noexcept {
+  return std::any_of(props.begin(), props.end(), [name](const auto& p) { return p.first == name; });
+}
+
+void set_default_property(Properties& props, std::string name, std::string value) {
+  if (!has_property(props, name)) props.emplace_back(std::move(name), std::move(value));
+}
+
 bool is_secret_property(std::string_view name) noexcept {
   static constexpr std::array<std::string_view, 4> kMarkers = {"password", "secret", "key", "token"};
   return std::any_of(kMarkers.begin(), kMarkers.end(),

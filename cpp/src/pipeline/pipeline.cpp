@@ -302,7 +302,11 @@ Pipeline::Impl::Impl(PipelineConfig config)
       housekeeping_(io_) {
   kafka::Properties producer_props = config_.kafka;
   kafka::set_property(producer_props, "enable.idempotence", "true");
-  kafka::set_property(producer_props, "linger.ms", "2");
+  // Responses wait at most 2 ms for a batch unless the configuration says otherwise
+  // (`queue.buffering.max.ms` is librdkafka's other name for it).
+  if (!kafka::has_property(producer_props, "queue.buffering.max.ms")) {
+    kafka::set_default_property(producer_props, "linger.ms", "2");
+  }
   producer_ = std::make_unique<kafka::Producer>(producer_props);
 
   for (const auto& stream_config : config_.streams) {
@@ -311,16 +315,10 @@ Pipeline::Impl::Impl(PipelineConfig config)
     kafka::Properties consumer_props = config_.kafka;
     kafka::set_property(consumer_props, "group.id", stream_config.group);
     kafka::set_property(consumer_props, "partition.assignment.strategy", "cooperative-sticky");
-    const auto unset = [&consumer_props](std::string_view name) {
-      return std::none_of(consumer_props.begin(), consumer_props.end(),
-                          [name](const auto& p) { return p.first == name; });
-    };
-    if (unset("auto.offset.reset")) kafka::set_property(consumer_props, "auto.offset.reset", "earliest");
+    kafka::set_default_property(consumer_props, "auto.offset.reset", "earliest");
     // librdkafka prefetches up to 64 MB; the backlog behind the window holds what is needed next,
     // so a few MB keep the fetcher ahead without holding a whole topic in memory.
-    if (unset("queued.max.messages.kbytes")) {
-      kafka::set_property(consumer_props, "queued.max.messages.kbytes", "4096");
-    }
+    kafka::set_default_property(consumer_props, "queued.max.messages.kbytes", "4096");
     const std::size_t index = streams_.size();
     stream.consumer = std::make_unique<kafka::Consumer>(
         consumer_props,

@@ -14,6 +14,13 @@ using Properties = std::vector<std::pair<std::string, std::string>>;
 /// Sets `name` in `props`, replacing an earlier value.
 void set_property(Properties& props, std::string name, std::string value);
 
+/// True when `props` sets `name`.
+bool has_property(const Properties& props, std::string_view name) noexcept;
+
+/// Sets `name` to `value` unless `props` already sets it (a default the user's configuration wins
+/// over).
+void set_default_property(Properties& props, std::string name, std::string value);
+
 /// True for properties whose values must never be printed (passwords, secrets, keys).
 bool is_secret_property(std::string_view name) noexcept;
 
