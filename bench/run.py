@@ -5,7 +5,8 @@
 Starts its own stack (Kafka in KRaft mode, Redis, the native mock provider) in a fresh state
 directory, runs each scenario with the native worker and the Python asyncio peer side by side
 (each a separate process), repeats it, and writes ``<out>/<date>[-quick].json``, a PNG of the
-medians beside it and ``<out>/LATEST.md`` (the table the README links to). Everything it starts
+medians beside it and ``<out>/LATEST.md``; when ``<out>`` is the checkout's bench/results, the
+README's table (between its bench-table markers) is replaced by this run's headline rows. Everything it starts
 it stops by PID. See bench/README.md for what each figure means.
 """
 
@@ -50,12 +51,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true", help="smaller request counts (CI-sized, ~5 minutes)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a few hundred requests per scenario: checks the harness end to end, figures mean nothing",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; medians are reported")
     parser.add_argument("--scenarios", default="1,2,3,4,5", help="comma-separated scenario numbers (1-5)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"), help="where results are written")
     parser.add_argument("--partitions", type=int, default=3, help="partitions of each request topic")
     parser.add_argument("--s1-handlers", type=int, help="maxHandlers and wrk connections of scenario 1")
-    parser.add_argument("--no-latest", action="store_true", help="do not overwrite <out>/LATEST.md")
+    parser.add_argument(
+        "--no-latest", action="store_true", help="do not overwrite <out>/LATEST.md and the README's table"
+    )
     parser.add_argument(
         "--kafka-property",
         action="append",
@@ -68,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = [s for s in chosen if s not in SCENARIOS]
     if unknown or not chosen:
         parser.error(f"unknown scenario(s) {unknown}; choose from 1-5")
+    if args.smoke and args.quick:
+        parser.error("--smoke and --quick are exclusive")
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     if any("=" not in p for p in args.kafka_property):
@@ -81,14 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(
         ["python bench/run.py", shlex.join(argv if argv is not None else sys.argv[1:])]
     ).strip()
-    sizes = scenarios.Sizes.quick() if args.quick else scenarios.Sizes()
+    sizes = scenarios.Sizes()
+    if args.smoke or args.quick:
+        sizes = scenarios.Sizes.smoke() if args.smoke else scenarios.Sizes.quick()
     if args.s1_handlers:
         sizes.s1_handlers = args.s1_handlers
     run_id = secrets.token_hex(3)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     today = datetime.date.today().isoformat()
-    stem = today + ("-quick" if args.quick else "")
+    stem = today + ("-quick" if args.quick else "-smoke" if args.smoke else "")
 
     facts = machine.describe()
     results: dict[str, Any] = {
@@ -96,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": command,
         "quick": args.quick,
+        "smoke": args.smoke,
         "repeats": args.repeats,
         "sizes": vars(sizes),
         "kafka_properties": args.kafka_property,
@@ -105,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": {},
     }
     state_dir = cache_dir() / "dev" / f"bench-{run_id}"
-    say(f"== kafka-llm bench ({'quick' if args.quick else 'full'}, {args.repeats} repeats) ==")
+    mode = "quick" if args.quick else "smoke" if args.smoke else "full"
+    say(f"== kafka-llm bench ({mode}, {args.repeats} repeats) ==")
     say(
         f"machine: {facts['cpus']} \u00d7 {facts['cpu_model']}, "
         f"load average {facts['load_average_at_start'][0]:.1f}"
@@ -160,6 +174,10 @@ def _write(results: dict[str, Any], out: Path, stem: str, command: str, *, lates
     (out / f"{stem}.md").write_text(md)
     if latest:
         (out / "LATEST.md").write_text(md)
+        if out.resolve() == (REPO / "bench" / "results").resolve():
+            readme = REPO / "README.md"
+            section = report.readme_section(results, "bench/results/LATEST.md")
+            readme.write_text(report.replace_readme_section(readme.read_text(), section))
     return json_path, md
 
 

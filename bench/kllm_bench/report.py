@@ -272,7 +272,9 @@ def markdown(results: dict[str, Any], command: str, plot_name: str | None) -> st
         f"# Benchmark results ({results['date']})",
         "",
         f"Command: `{command}` — {results['repeats']} repeats, medians shown"
-        f"{' (quick mode: smaller request counts)' if results.get('quick') else ''}.",
+        f"{' (quick mode: smaller request counts)' if results.get('quick') else ''}"
+        f"{' (smoke mode: a check of the harness; the figures mean nothing)' if results.get('smoke') else ''}"
+        ".",
         "",
         f"Machine: {m.get('cpus')} \u00d7 {m.get('cpu_model') or 'CPU'}, {m.get('memory_gib')} GiB, Linux "
         f"{m.get('kernel')}, Python {m.get('python')}. **Co-located**: the Kafka broker, Redis, the mock "
@@ -302,6 +304,42 @@ def markdown(results: dict[str, Any], command: str, plot_name: str | None) -> st
         lines += ["", f"![benchmark plots]({plot_name})"]
     lines += ["", "How each figure is measured: `bench/README.md`.", ""]
     return "\n".join(lines)
+
+
+README_BEGIN = "<!-- bench-table:begin (written by bench/run.py) -->"
+README_END = "<!-- bench-table:end -->"
+_README_EXTRA = ("requests/s (steady, 5-95 %)", "POST /process requests/s (1 uvicorn worker, wrk -c64)")
+
+
+def readme_section(results: dict[str, Any], latest_link: str) -> str:
+    """The table the README shows: the headline rows of ``rows`` with where they come from."""
+    m = results["machine"]
+    commit = results.get("git", {}).get("commit", "")[:12]
+    lines = [
+        README_BEGIN,
+        f"Latest `make bench` ({results['date']}, revision {commit}, "
+        f"{'quick mode, ' if results.get('quick') else ''}{results['repeats']} repeat(s), medians; "
+        f"{m.get('cpus')} cores shared by the broker, Redis, the mock provider, the load generator and "
+        f"the worker; load average {(m.get('load_average_at_start') or [0.0])[0]:.1f} at the start). "
+        f"Full table, plots and the machine: [{Path(latest_link).name}]({latest_link}).",
+        "",
+        "| scenario | metric | kafka-llm | Python asyncio peer | target | verdict |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    headline = [row for row in rows(results) if row[4] or row[5] or row[1] in _README_EXTRA]
+    lines += ["| " + " | ".join(row) + " |" for row in headline]
+    lines.append(README_END)
+    return "\n".join(lines)
+
+
+def replace_readme_section(readme: str, section: str) -> str:
+    """``readme`` with the text between the bench-table markers replaced by ``section``.
+
+    Raises ValueError when the markers are missing or out of order (the README was edited by hand)."""
+    begin, end = readme.find(README_BEGIN), readme.find(README_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"README has no {README_BEGIN!r} ... {README_END!r} section")
+    return readme[:begin] + section + readme[end + len(README_END) :]
 
 
 def _neighbours(m: dict[str, Any]) -> str:

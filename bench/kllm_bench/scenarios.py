@@ -69,6 +69,25 @@ class Sizes:
     loopback_seconds: int = 5
 
     @classmethod
+    def smoke(cls) -> Sizes:
+        """A few hundred requests per scenario: checks that the harness runs end to end (``make
+        test``); its figures mean nothing."""
+        return cls(
+            s1_requests=400,
+            s1_handlers=100,
+            s2_requests=400,
+            s2_handlers=200,
+            s2_median_ms=100.0,
+            s3_rates=(100,),
+            s3_seconds=1.0,
+            s3_stream_rate=50,
+            s4_requests=200,
+            s4_handlers=100,
+            s4_fault=0.1,
+            loopback_seconds=1,
+        )
+
+    @classmethod
     def quick(cls) -> Sizes:
         return cls(
             s1_requests=4_000, s2_requests=10_000, s3_seconds=3.0, s4_requests=2_000, loopback_seconds=3
