@@ -101,7 +101,7 @@ class Config:
     result_ttl_ms: int = 300_000
     default_provider: str = ""
     retry: Mapping[str, int] = field(default_factory=dict)
-    circuit: Mapping[str, int] = field(default_factory=dict)
+    circuit: Mapping[str, float] = field(default_factory=dict)
     max_request_bytes: int = 1 << 20
     model_version: str = ""
     commit_interval_ms: int = 200
@@ -252,7 +252,7 @@ _PROVIDER = {
     "tpm", "shared", "connectTimeout", "firstByteTimeout", "maxConcurrency",
 }  # fmt: skip
 _RETRY = {"maxAttempts", "initialBackoff", "maxBackoff", "requestTimeout", "maxMalformedRetries"}
-_CIRCUIT = {"failureThreshold", "cooldown", "maxCooldown"}
+_CIRCUIT = {"failureThreshold", "failureRatio", "minimumOutcomes", "window", "cooldown", "maxCooldown"}
 _BUILTIN_PROVIDERS = {
     "openai": ("https://api.openai.com/v1", "OPENAI_API_KEY"),
     "groq": ("https://api.groq.com/openai/v1", "GROQ_API_KEY"),
@@ -480,8 +480,17 @@ def load_config(
         "error_max_backoff_ms": messaging.duration("errorMaxBackoff", 30_000),
     }
     circuit_s = _Section(top.get("circuit"), "circuit", _CIRCUIT)
-    circuit = {
+    failure_ratio = circuit_s.number("failureRatio", 0.5)
+    if failure_ratio > 1:
+        raise config_error(circuit_s.key("failureRatio"), "must be between 0 and 1 (0 turns the ratio off)")
+    window_ms = circuit_s.duration("window", 10_000)
+    if window_ms < 10:
+        raise config_error(circuit_s.key("window"), "must be at least 10ms")
+    circuit: dict[str, float] = {
         "failure_threshold": int(circuit_s.number("failureThreshold", 20, minimum=1)),
+        "failure_ratio": failure_ratio,
+        "minimum_outcomes": int(circuit_s.number("minimumOutcomes", 20, minimum=1)),
+        "window_ms": window_ms,
         "cooldown_ms": circuit_s.duration("cooldown", 2_000),
         "max_cooldown_ms": circuit_s.duration("maxCooldown", 60_000),
     }

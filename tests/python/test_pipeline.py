@@ -140,6 +140,40 @@ def test_429_with_retry_after_is_retried_after_the_hint_and_then_succeeds(
     assert stats["retries"] == {"http_429": 2}
 
 
+def test_the_circuit_opens_on_the_failure_ratio_and_reports_it(stack: StackInfo, unique_name: str) -> None:
+    """Ten requests whose first call fails (503), the consecutive-failure rule out of reach: with
+    ``failureRatio: 0.5`` over ten outcomes the breaker trips (stats and Prometheus say so) and every
+    request still succeeds after the cool-down; with ``failureRatio: 0`` the same traffic never trips it."""
+    circuit = {"failureThreshold": 1000, "minimumOutcomes": 10, "window": "30s", "cooldown": "200ms"}
+    for ratio, tripped in ((0.5, True), (0, False)):
+        topics = make_topics(stack, f"{unique_name}-{ratio}", partitions=1)
+        ids = [f"{unique_name}-{ratio}-{i}" for i in range(10)]
+        values = [
+            json.dumps(
+                envelope(i, request_id=i, body_extra={"mock": {"fault": "503", "fault_times": 1}})
+            ).encode()
+            for i in ids
+        ]
+        config = make_config(
+            stack,
+            topics,
+            retry={"maxAttempts": 5},
+            circuit={**circuit, "failureRatio": ratio, "maxCooldown": "1s"},
+        )
+        with Pipeline(config) as pipeline:
+            produce(stack, topics.requests, values)
+            records = read_until(stack, topics.responses, lambda r: len(r) >= 10)
+            stats = pipeline.stats()
+            text = pipeline.metrics_text()
+        assert sorted(json.loads(r.value)["status_code"] for r in records) == [200] * len(ids)
+        assert all(mock_calls(stack, i) == 2 for i in ids)
+        trips = stats["circuits"]["mock"]["trips"]
+        assert (trips >= 1) if tripped else (trips == 0), (ratio, stats["circuits"])
+        assert stats["circuits"]["mock"]["state"] == "closed"  # the probes succeeded
+        assert f'kafka_llm_circuit_trips_total{{provider="mock"}} {trips}' in text
+        assert 'kafka_llm_circuit_open{provider="mock"} 0' in text
+
+
 def test_retries_exhausted_go_to_the_dlq_with_every_header_and_the_record_unchanged(
     stack: StackInfo, unique_name: str
 ) -> None:
@@ -423,6 +457,13 @@ def test_a_bad_config_fails_at_start_naming_the_key(
         with pytest.raises(ConfigError) as error:
             Pipeline(bad)
         assert error.value.key == f"kafka.{name}"
+    for circuit, key in (
+        ({"failureRatio": 1.5}, "circuit.failureRatio"),
+        ({"window": "5ms"}, "circuit.window"),
+    ):
+        with pytest.raises(ConfigError) as error:
+            make_config(stack, make_topics(stack, f"{unique_name}-{key}"), circuit=circuit)
+        assert error.value.key == key
     config = tmp_path / "worker.yaml"
     config.write_text(
         yaml.safe_dump(

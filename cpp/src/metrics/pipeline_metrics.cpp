@@ -101,6 +101,15 @@ void PipelineMetrics::human_review(const std::string& stream) {
   ++human_review_[stream];
 }
 
+void PipelineMetrics::circuit_state(const std::string& provider, std::string_view state) {
+  std::lock_guard lock(mutex_);
+  auto& current = circuit_state_[provider];
+  auto& trips = circuit_trips_[provider];  // 0 until the first trip, reported from the start
+  if (current == state) return;
+  current = state;
+  if (current == "open") ++trips;
+}
+
 void PipelineMetrics::rebalance() {
   std::lock_guard lock(mutex_);
   ++rebalances_;
@@ -167,6 +176,11 @@ nlohmann::json PipelineMetrics::snapshot() const {
   for (const auto& [key, count] : redactions_) redactions[key.first][key.second] = count;
   out["redactions"] = std::move(redactions);
   out["human_review"] = human_review_;
+  nlohmann::json circuits = nlohmann::json::object();
+  for (const auto& [provider, state] : circuit_state_) {
+    circuits[provider] = {{"state", state}, {"trips", circuit_trips_.at(provider)}};
+  }
+  out["circuits"] = std::move(circuits);
   out["rebalances"] = rebalances_;
   out["consumed"] = consumed_;
   out["inflight"] = inflight_;
@@ -227,6 +241,17 @@ std::string PipelineMetrics::prometheus() const {
          "# TYPE kafka_llm_human_review_total counter\n";
   for (const auto& [stream, count] : human_review_) {
     out << "kafka_llm_human_review_total{stream=\"" << escape_label(stream) << "\"} " << count << "\n";
+  }
+  out << "# HELP kafka_llm_circuit_open Whether a provider's circuit breaker is open (1), half-open (0.5) "
+         "or closed (0).\n# TYPE kafka_llm_circuit_open gauge\n";
+  for (const auto& [provider, state] : circuit_state_) {
+    const char* value = state == "open" ? "1" : state == "half_open" ? "0.5" : "0";
+    out << "kafka_llm_circuit_open{provider=\"" << escape_label(provider) << "\"} " << value << "\n";
+  }
+  out << "# HELP kafka_llm_circuit_trips_total Times a provider's circuit breaker opened.\n"
+         "# TYPE kafka_llm_circuit_trips_total counter\n";
+  for (const auto& [provider, count] : circuit_trips_) {
+    out << "kafka_llm_circuit_trips_total{provider=\"" << escape_label(provider) << "\"} " << count << "\n";
   }
   out << "# TYPE kafka_llm_rebalances_total counter\nkafka_llm_rebalances_total " << rebalances_ << "\n";
   out << "# TYPE kafka_llm_paused_partitions gauge\nkafka_llm_paused_partitions " << paused_partitions_

@@ -126,6 +126,7 @@ struct Job {
   std::int64_t estimated_tokens = 0;
   http::Client::RequestId http_id = 0;
   std::unique_ptr<asio::steady_timer> timer;
+  bool awaiting_breaker = false;  ///< parked by a half-open breaker; woken when it closes or reopens
 
   // Streaming state.
   std::unique_ptr<format::SseParser> sse;
@@ -184,7 +185,14 @@ class Pipeline::Impl {
     std::optional<policy::RateLimiter> limiter;
     policy::CircuitBreaker breaker;
     EmbeddedProvider embedded;
+    policy::CircuitState reported = policy::CircuitState::kClosed;  ///< as last told to the metrics
+    /// Jobs a half-open breaker turned away while its probe is out: they are dispatched again as
+    /// soon as the probe decides (closed or open again), not after the probe timeout.
+    std::vector<std::uint64_t> breaker_waiters;
   };
+
+  /// Tells the metrics when `state`'s breaker changed state since the last report.
+  void report_circuit(ProviderState& state);
 
   // Consumption and flow control.
   void on_rebalance(std::size_t stream, kafka::RebalanceKind kind,
@@ -333,11 +341,16 @@ Pipeline::Impl::Impl(PipelineConfig config)
   for (const auto& provider : config_.providers) {
     policy::CircuitBreakerConfig breaker;
     breaker.consecutive_failures = config_.circuit.failure_threshold;
+    breaker.failure_ratio = config_.circuit.failure_ratio;
+    breaker.minimum_outcomes = config_.circuit.minimum_outcomes;
+    breaker.window = config_.circuit.window;
     breaker.open_cooldown = config_.circuit.cooldown;
     breaker.max_open_cooldown = config_.circuit.max_cooldown;
     // 429s are the provider pacing us: Retry-After and the rate limiter handle them.
     breaker.rate_limited = policy::RateLimitCounting::kIgnore;
-    ProviderState state{&provider, std::nullopt, policy::CircuitBreaker(breaker), {}};
+    ProviderState state{
+        &provider, std::nullopt, policy::CircuitBreaker(breaker), {}, policy::CircuitState::kClosed, {}};
+    metrics_.circuit_state(provider.name, policy::to_string(policy::CircuitState::kClosed));
     if ((provider.rpm > 0 || provider.tpm > 0) && !provider.shared_limits) {
       state.limiter = policy::RateLimiter::per_minute(
           provider.rpm > 0 ? std::optional<std::int64_t>(static_cast<std::int64_t>(provider.rpm))
@@ -886,10 +899,32 @@ void Pipeline::Impl::serve_deduplicated(Job& job, format::ResultRecord earlier) 
   if (job.outputs_pending == 0) finish(job);
 }
 
+void Pipeline::Impl::report_circuit(ProviderState& state) {
+  const auto now_state = state.breaker.state();
+  if (now_state == state.reported) return;
+  state.reported = now_state;
+  metrics_.circuit_state(state.config->name, policy::to_string(now_state));
+  if (now_state == policy::CircuitState::kHalfOpen) return;
+  // The probe decided: the parked jobs ask again now (closed: they go; open: they wait for the
+  // new cool-down). Re-arming a job's timer cancels its probe-timeout fallback.
+  for (const auto id : std::exchange(state.breaker_waiters, {})) {
+    if (Job* waiter = find_job(id); waiter != nullptr && waiter->awaiting_breaker) {
+      after(*waiter, std::chrono::milliseconds(0), [this](Job& j) { dispatch(j); });
+    }
+  }
+}
+
 void Pipeline::Impl::dispatch(Job& job) {
   auto& state = provider_state(job.provider);
   const auto now = SteadyClock::now();
-  if (auto admission = state.breaker.allow(now); !admission.allowed) {
+  job.awaiting_breaker = false;
+  const auto admission = state.breaker.allow(now);
+  report_circuit(state);
+  if (!admission.allowed) {
+    if (state.breaker.state() == policy::CircuitState::kHalfOpen) {
+      job.awaiting_breaker = true;
+      state.breaker_waiters.push_back(job.id);
+    }
     const auto wait =
         std::max(std::chrono::duration_cast<std::chrono::milliseconds>(admission.retry_at - now),
                  std::chrono::milliseconds(1));
@@ -981,10 +1016,12 @@ void Pipeline::Impl::on_attempt_done(std::uint64_t job_id, ProviderCall&& call) 
     if (job.seq > 0) {
       if (ok_status && job.stream_done && job.stream_error.empty()) {
         state.breaker.on_success(now);
+        report_circuit(state);
         succeed(job, nlohmann::json());
         return;
       }
       state.breaker.on_failure(now);
+      report_circuit(state);
       std::string why = !job.stream_error.empty() ? job.stream_error
                         : !call.transport_message.empty()
                             ? call.transport_message
@@ -1025,6 +1062,7 @@ void Pipeline::Impl::on_attempt_done(std::uint64_t job_id, ProviderCall&& call) 
   }
   if (call.final_error) {
     state.breaker.on_failure(now);
+    report_circuit(state);
     fail(job, ErrorClass::kNonRetryable, static_cast<int>(call.status), call.transport_message);
     return;
   }
@@ -1033,8 +1071,10 @@ void Pipeline::Impl::on_attempt_done(std::uint64_t job_id, ProviderCall&& call) 
     // A 429 proves the provider is up and pacing us (Retry-After and the rate limiter handle
     // that): it closes a half-open circuit instead of holding it half-open on a neutral outcome.
     state.breaker.on_success(now);
+    report_circuit(state);
   } else {
     state.breaker.on_outcome(classification, now);
+    report_circuit(state);
   }
   policy::AttemptContext context{job.attempts - 1, job.malformed, job.first_attempt};
   const auto decision = retry_.decide(context, classification, call.headers, now, SystemClock::now(), rng_);

@@ -312,6 +312,13 @@ PipelineConfig PipelineConfig::from_json(const json& root) {
     Reader c(*circuit, "circuit");
     config.circuit.failure_threshold =
         static_cast<int>(c.number("failure_threshold", config.circuit.failure_threshold, 1));
+    config.circuit.failure_ratio = c.number("failure_ratio", config.circuit.failure_ratio);
+    if (config.circuit.failure_ratio > 1) {
+      throw ConfigError("circuit.failure_ratio", "must be between 0 and 1 (0 turns the ratio off)");
+    }
+    config.circuit.minimum_outcomes =
+        static_cast<int>(c.number("minimum_outcomes", config.circuit.minimum_outcomes, 1));
+    config.circuit.window = c.millis("window_ms", config.circuit.window, 10);
     config.circuit.cooldown = c.millis("cooldown_ms", config.circuit.cooldown, 1);
     config.circuit.max_cooldown = c.millis("max_cooldown_ms", config.circuit.max_cooldown, 1);
   }

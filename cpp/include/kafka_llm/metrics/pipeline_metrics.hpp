@@ -30,6 +30,9 @@ class PipelineMetrics {
   void redactions(const std::string& stream, const std::string& rule, std::uint64_t count);
   /// An output of `stream` produced to its human-review topic.
   void human_review(const std::string& stream);
+  /// `provider`'s circuit breaker moved to `state` ("closed", "open", "half_open"); a move to
+  /// "open" counts as a trip.
+  void circuit_state(const std::string& provider, std::string_view state);
   void rebalance();
   void consumed();
   void set_inflight(std::int64_t value);
@@ -54,6 +57,8 @@ class PipelineMetrics {
   std::map<std::pair<std::string, std::int32_t>, std::int64_t> lag_;
   std::map<std::pair<std::string, std::string>, std::uint64_t> redactions_;
   std::map<std::string, std::uint64_t> human_review_;
+  std::map<std::string, std::string> circuit_state_;
+  std::map<std::string, std::uint64_t> circuit_trips_;
   std::uint64_t rate_limited_ = 0;
   std::uint64_t cache_hits_ = 0;
   std::uint64_t rebalances_ = 0;

@@ -67,6 +67,9 @@ struct ProviderConfig {
 
 struct CircuitConfig {
   int failure_threshold = 20;  ///< consecutive retryable failures that open the circuit
+  double failure_ratio = 0.5;  ///< ... or this share of the outcomes in `window` (0: never) ...
+  int minimum_outcomes = 20;   ///< ... once the window holds at least this many outcomes
+  Millis window{10'000};
   Millis cooldown{2'000};
   Millis max_cooldown{60'000};
 };
