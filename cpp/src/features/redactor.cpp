@@ -185,6 +185,48 @@ void Redactor::redact_value(json& value, RedactionCounts& counts) const {
   }
 }
 
+void Redactor::redact_content(json& content, RedactionCounts& counts) const {
+  if (content.is_string()) {
+    redact_value(content, counts);
+  } else if (content.is_array()) {
+    for (json& part : content) {
+      if (part.is_string()) {
+        redact_value(part, counts);
+      } else if (part.is_object()) {
+        if (auto text = part.find("text"); text != part.end() && text->is_string())
+          redact_value(*text, counts);
+      }
+    }
+  }
+}
+
+void Redactor::redact_strings(json& value, RedactionCounts& counts) const {
+  if (value.is_string()) {
+    redact_value(value, counts);
+  } else if (value.is_structured()) {
+    for (json& element : value) redact_strings(element, counts);
+  }
+}
+
+void Redactor::redact_arguments(json& arguments, RedactionCounts& counts) const {
+  if (!arguments.is_string()) {
+    redact_strings(arguments, counts);  // some clients send the arguments as an object
+    return;
+  }
+  // The arguments are JSON text: redact its strings and write it back, so a replacement can
+  // never break the JSON; text that is not JSON is redacted as text.
+  json parsed = json::parse(arguments.get_ref<const std::string&>(), nullptr, false);
+  if (parsed.is_discarded()) {
+    redact_value(arguments, counts);
+    return;
+  }
+  RedactionCounts found;
+  redact_strings(parsed, found);
+  if (found.empty()) return;
+  for (const auto& [rule, n] : found) counts[rule] += n;
+  arguments = parsed.dump();
+}
+
 void Redactor::redact_fields(json& value, RedactionCounts& counts) const {
   if (value.is_object()) {
     for (auto& [key, member] : value.items()) {
@@ -215,22 +257,22 @@ RedactionCounts Redactor::apply(json& body) const {
   if (auto messages = body.find("messages"); messages != body.end() && messages->is_array()) {
     for (json& message : *messages) {
       if (!message.is_object()) continue;
-      auto content = message.find("content");
-      if (content == message.end()) continue;
-      if (content->is_string()) {
-        redact_value(*content, counts);
-      } else if (content->is_array()) {
-        for (json& part : *content) {
-          if (part.is_string()) {
-            redact_value(part, counts);
-          } else if (part.is_object()) {
-            if (auto text = part.find("text"); text != part.end() && text->is_string())
-              redact_value(*text, counts);
+      if (auto content = message.find("content"); content != message.end()) redact_content(*content, counts);
+      if (auto calls = message.find("tool_calls"); calls != message.end() && calls->is_array()) {
+        for (json& call : *calls) {
+          if (!call.is_object()) continue;
+          if (auto function = call.find("function"); function != call.end() && function->is_object()) {
+            if (auto args = function->find("arguments"); args != function->end())
+              redact_arguments(*args, counts);
           }
         }
       }
+      if (auto call = message.find("function_call"); call != message.end() && call->is_object()) {
+        if (auto args = call->find("arguments"); args != call->end()) redact_arguments(*args, counts);
+      }
     }
   }
+  if (auto system = body.find("system"); system != body.end()) redact_content(*system, counts);
   for (std::string_view field : {"prompt", "input"}) {
     if (auto it = body.find(field); it != body.end()) redact_value(*it, counts);
   }

@@ -144,6 +144,38 @@ TEST(FeaturesRedactor, BodyFieldsAtAnyDepthAndTextInMessagesPromptAndInput) {
   EXPECT_EQ(completion["input"], "call [PHONE]");
 }
 
+TEST(FeaturesRedactor, ToolCallArgumentsAndAnthropicSystem) {
+  const Redactor r(builtins());
+  json body = json::parse(R"({
+    "system": [{"type": "text", "text": "escalate to ops@corp.io"}],
+    "messages": [
+      {"role": "assistant", "content": null, "tool_calls": [
+        {"id": "c1", "type": "function",
+         "function": {"name": "send", "arguments": "{\"to\": \"a@b.io\", \"n\": 2, \"cc\": [\"c@d.io\"]}"}},
+        {"id": "c2", "type": "function", "function": {"name": "raw", "arguments": "not json, mail x@y.io"}},
+        {"id": "c3", "type": "function", "function": {"name": "clean", "arguments": "{\"k\":  1}"}}
+      ]},
+      {"role": "assistant", "function_call": {"name": "f", "arguments": {"card": "4111 1111 1111 1111"}}},
+      {"role": "tool", "tool_call_id": "c1", "content": "sent to a@b.io"}
+    ]
+  })");
+  const auto counts = r.apply(body);
+  EXPECT_EQ(body["system"][0]["text"], "escalate to [EMAIL]");
+  const auto& calls = body["messages"][0]["tool_calls"];
+  EXPECT_EQ(json::parse(calls[0]["function"]["arguments"].get<std::string>()),
+            json::parse(R"({"to": "[EMAIL]", "n": 2, "cc": ["[EMAIL]"]})"));
+  EXPECT_EQ(calls[1]["function"]["arguments"], "not json, mail [EMAIL]");
+  EXPECT_EQ(calls[2]["function"]["arguments"], "{\"k\":  1}");  // nothing found: left byte for byte
+  EXPECT_EQ(body["messages"][0]["content"], nullptr);
+  EXPECT_EQ(body["messages"][1]["function_call"]["arguments"]["card"], "[CARD]");
+  EXPECT_EQ(body["messages"][2]["content"], "sent to [EMAIL]");
+  EXPECT_EQ(counts, (RedactionCounts{{"card", 1}, {"email", 5}}));
+
+  json plain_system = json::parse(R"({"system": "call +1 415 555 0134", "messages": []})");
+  (void)r.apply(plain_system);
+  EXPECT_EQ(plain_system["system"], "call [PHONE]");
+}
+
 TEST(FeaturesRedactor, LongDigitRunsStayLinear) {
   const Redactor r(builtins());
   const std::string digits(200'000, '7');

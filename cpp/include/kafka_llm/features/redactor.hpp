@@ -53,7 +53,10 @@ class Redactor {
 
   /// Redacts a request body in place: first the value of every member named in `fields`, at any
   /// depth; then the text rules over each message's content (a string, or the `text` of content
-  /// parts), `prompt` and `input` (strings or arrays of strings). Returns what was replaced.
+  /// parts), the arguments of its tool calls (`tool_calls[].function.arguments`, `function_call`),
+  /// the top-level `system` (Anthropic's messages API: a string or text blocks), `prompt` and `input`
+  /// (strings or arrays of strings). Tool-call arguments that are JSON are redacted string by string
+  /// and stay JSON. Returns what was replaced.
   RedactionCounts apply(nlohmann::json& body) const;
 
   const RedactionRules& rules() const noexcept { return rules_; }
@@ -61,6 +64,9 @@ class Redactor {
  private:
   struct Compiled;
   void redact_value(nlohmann::json& value, RedactionCounts& counts) const;
+  void redact_content(nlohmann::json& content, RedactionCounts& counts) const;
+  void redact_strings(nlohmann::json& value, RedactionCounts& counts) const;
+  void redact_arguments(nlohmann::json& arguments, RedactionCounts& counts) const;
   void redact_fields(nlohmann::json& value, RedactionCounts& counts) const;
 
   RedactionRules rules_;
