@@ -227,20 +227,31 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.astimezone()
 
 
+_SINCE_MARGIN_MS = 5 * 60 * 1000
+
+
 def _read_all(
     admin: k.AdminClient,
     bootstrap_servers: str,
     kafka_config: Mapping[str, str] | None,
     topic: str,
     timeout: float,
+    since_ms: int | None = None,
 ) -> list[k.Record]:
     """Every record of ``topic`` from each partition's beginning up to its high watermark at the
-    start. Raises KafkaError if the topic does not exist or the read does not finish in time."""
+    start; with ``since_ms``, from the first record whose timestamp is at or after it (the broker's
+    time index: the rest of the partition is not read). Raises KafkaError if the topic does not
+    exist or the read does not finish in time."""
     timeout_ms = max(1, int(timeout * 1000))
     count = admin.partition_count(topic, timeout_ms)
     if count < 0:
         raise KafkaError(f"topic {topic!r} does not exist")
     bounds = {p: admin.watermarks(topic, p, timeout_ms) for p in range(count)}
+    if since_ms is not None:
+        found = admin.offsets_for_times([(topic, p, since_ms) for p in bounds], timeout_ms)
+        for _, p, offset in found:
+            low, end = bounds[p]
+            bounds[p] = (end if offset < 0 else max(low, min(offset, end)), end)
     pending = {p: high for p, (low, high) in bounds.items() if high > low}
     if not pending:
         return []
@@ -342,8 +353,11 @@ def _load(
     until_aware = _aware(until) if until is not None else None
     if since_aware is not None and until_aware is not None and since_aware >= until_aware:
         raise ValueError(f"since ({since}) must be before until ({until})")
+    # A dead letter is written after its failure, so its record timestamp is not before
+    # x-failed-at-ms; the margin covers a producer whose clock differs from the failing worker's.
+    start_ms = int(since_aware.timestamp() * 1000) - _SINCE_MARGIN_MS if since_aware is not None else None
     with k.admin(bootstrap_servers, kafka_config) as admin:
-        records = _read_all(admin, bootstrap_servers, kafka_config, topic, timeout)
+        records = _read_all(admin, bootstrap_servers, kafka_config, topic, timeout, since_ms=start_ms)
         ledger = _read_ledger(admin, bootstrap_servers, kafka_config, topic, timeout) if records else {}
     out: list[DeadLetter] = []
     for record in records:
