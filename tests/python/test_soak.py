@@ -60,6 +60,19 @@ def _request(rng: random.Random, request_id: str) -> tuple[bytes, str, int]:
     return value, kind, calls
 
 
+# librdkafka 2.0.2 (Debian 12) aborts when a cooperative-sticky consumer is destroyed before its
+# first assignment (confluentinc/librdkafka#4312, fixed in 2.3.0). A worker started after a kill -9
+# waits for the dead member's session to expire before it is assigned anything, and a SIGTERM in
+# that window hits it. Such a worker owns no partitions, so nothing is lost; the soak counts these
+# exits (report "librdkafka_4312_aborts") and fails on any other non-zero exit.
+_LIBRDKAFKA_4312 = "rd_kafka_sticky_assignor_state_destroy: Assertion `assignor_state' failed"
+
+
+def _known_abort(worker: Any, code: int) -> bool:
+    log = Path(worker.log_file.name).read_text(errors="replace")
+    return code == -signal.SIGABRT and _LIBRDKAFKA_4312 in log
+
+
 class Workers:
     """The worker processes of one consumer group, started and stopped by PID."""
 
@@ -67,9 +80,16 @@ class Workers:
         self.config = config
         self.live: list[Any] = []
         self.kills = 0
+        self.known_aborts = 0
 
     def start(self) -> None:
         self.live.append(start_worker(self.config))
+
+    def _stopped(self, worker: Any, code: int) -> int:
+        if code != 0 and _known_abort(worker, code):
+            self.known_aborts += 1
+            return 0
+        return code
 
     def stop(self, rng: random.Random, sig: int) -> None:
         worker = self.live.pop(rng.randrange(len(self.live)))
@@ -77,10 +97,10 @@ class Workers:
         if sig == signal.SIGKILL:
             self.kills += 1
         else:
-            assert code == 0, f"a worker exited with {code} on SIGTERM"
+            assert self._stopped(worker, code) == 0, f"a worker exited with {code} on SIGTERM"
 
     def stop_all(self) -> list[int]:
-        codes = [stop_process(w) for w in self.live]
+        codes = [self._stopped(w, stop_process(w)) for w in self.live]
         self.live.clear()
         return codes
 
@@ -181,6 +201,7 @@ def test_soak_under_chaos_loses_nothing_and_bounds_duplicates(
         "responses_beyond_one": sum(len(answered[i]) - 1 for i in good),
         "chaos": {a: actions.count(a) for a in sorted(set(actions))},
         "kill9": workers.kills,
+        "librdkafka_4312_aborts": workers.known_aborts,
         "broker_restarts": actions.count("broker_restart"),
         "provider_calls": sum(calls.get(i, 0) for i in good),
         # calls beyond what each request needs (retried ones legitimately make 2 or 3)
