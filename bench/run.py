@@ -91,16 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(
         ["python bench/run.py", shlex.join(argv if argv is not None else sys.argv[1:])]
     ).strip()
-    sizes = scenarios.Sizes()
-    if args.smoke or args.quick:
-        sizes = scenarios.Sizes.smoke() if args.smoke else scenarios.Sizes.quick()
+    mode = "quick" if args.quick else "smoke" if args.smoke else "full"
+    sizes = {"quick": scenarios.Sizes.quick, "smoke": scenarios.Sizes.smoke, "full": scenarios.Sizes}[mode]()
     if args.s1_handlers:
         sizes.s1_handlers = args.s1_handlers
     run_id = secrets.token_hex(3)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     today = datetime.date.today().isoformat()
-    stem = today + ("-quick" if args.quick else "-smoke" if args.smoke else "")
+    stem = today if mode == "full" else f"{today}-{mode}"
 
     facts = machine.describe()
     results: dict[str, Any] = {
@@ -118,7 +117,6 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": {},
     }
     state_dir = cache_dir() / "dev" / f"bench-{run_id}"
-    mode = "quick" if args.quick else "smoke" if args.smoke else "full"
     say(f"== kafka-llm bench ({mode}, {args.repeats} repeats) ==")
     say(
         f"machine: {facts['cpus']} \u00d7 {facts['cpu_model']}, "
