@@ -344,7 +344,7 @@ void register_kafka(py::module_& m) {
           [](kafka::Consumer& c, const OffsetTuples& offsets) {
             auto list = from_tuples(offsets);
             py::gil_scoped_release release;
-            if (auto err = c.commit(list, false); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (auto err = c.commit(list, kafka::CommitMode::kSync); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
               throw KafkaError(std::string("commit failed: ") + rd_kafka_err2str(err));
             }
           },

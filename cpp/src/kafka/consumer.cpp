@@ -88,10 +88,10 @@ void Consumer::resume(const std::vector<TopicPartition>& partitions) {
   rd_kafka_resume_partitions(rk_.get(), list.get());
 }
 
-rd_kafka_resp_err_t Consumer::commit(const std::vector<TopicPartition>& offsets, bool async) {
+rd_kafka_resp_err_t Consumer::commit(const std::vector<TopicPartition>& offsets, CommitMode mode) {
   if (offsets.empty()) return RD_KAFKA_RESP_ERR_NO_ERROR;
   auto list = to_rd_list(offsets);
-  return rd_kafka_commit(rk_.get(), list.get(), async ? 1 : 0);
+  return rd_kafka_commit(rk_.get(), list.get(), mode == CommitMode::kAsync ? 1 : 0);
 }
 
 std::vector<TopicPartition> Consumer::committed(const std::vector<TopicPartition>& partitions,

@@ -10,13 +10,13 @@
 #include <cctype>
 #include <deque>
 #include <future>
-#include <iostream>
 #include <mutex>
 #include <random>
 #include <thread>
 #include <unordered_map>
 
 #include "kafka_llm/common/errors.hpp"
+#include "kafka_llm/common/log.hpp"
 #include "kafka_llm/features/dedupe.hpp"
 #include "kafka_llm/features/output_check.hpp"
 #include "kafka_llm/features/request_preparation.hpp"
@@ -563,7 +563,7 @@ void Pipeline::Impl::on_rebalance(std::size_t index, kafka::RebalanceKind kind,
       return a.topic == tp.topic && a.partition == tp.partition;
     });
   }
-  if (!commits.empty()) stream.consumer->commit(commits, /*async=*/false);
+  if (!commits.empty()) stream.consumer->commit(commits, kafka::CommitMode::kSync);
   publish_assignment();
 }
 
@@ -575,7 +575,7 @@ void Pipeline::Impl::drain_consumer(std::size_t index) {
     if (!message) return;
     if (message->error() != RD_KAFKA_RESP_ERR_NO_ERROR) {
       if (message->error() != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        std::cerr << "kafka-llm: consumer error: " << redact(message->error_string()) << "\n";
+        log(LogLevel::kWarning, "consumer error: " + redact(message->error_string()));
       }
       continue;
     }
@@ -622,12 +622,12 @@ void Pipeline::Impl::commit_finished(bool sync) {
     }
     if (commits.empty()) continue;
     if (sync) {
-      if (stream.consumer->commit(commits, false) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (stream.consumer->commit(commits, kafka::CommitMode::kSync) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         for (const auto& position : positions) offsets_.mark_committed(position);
       }
     } else {
       for (const auto& position : positions) commits_in_flight_[position.partition] = position;
-      stream.consumer->commit(commits, true);
+      stream.consumer->commit(commits, kafka::CommitMode::kAsync);
     }
   }
 }
@@ -640,7 +640,7 @@ void Pipeline::Impl::on_commit(rd_kafka_resp_err_t err, const std::vector<kafka:
     commits_in_flight_.erase(it);
   }
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-    std::cerr << "kafka-llm: offset commit failed (will retry): " << rd_kafka_err2str(err) << "\n";
+    log(LogLevel::kWarning, std::string("offset commit failed (will retry): ") + rd_kafka_err2str(err));
   }
 }
 
@@ -1489,7 +1489,7 @@ void Pipeline::Impl::send_output(std::uint64_t job_id, const std::shared_ptr<con
         if (report.ok()) {
           output_done(job_id);
         } else {
-          std::cerr << "kafka-llm: delivery failed, retrying: " << report.error_message << "\n";
+          log(LogLevel::kWarning, "delivery failed, retrying: " + redact(report.error_message));
           resend();
         }
       });

@@ -81,7 +81,7 @@ TEST(KafkaClient, ProduceConsumeRoundTripWithKeysHeadersAndManualCommit) {
 
   std::vector<kafka::TopicPartition> commits;
   for (auto [partition, offset] : next_offset) commits.push_back({topic, partition, offset});
-  ASSERT_EQ(consumer.commit(commits, /*async=*/false), RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_EQ(consumer.commit(commits, kafka_llm::kafka::CommitMode::kSync), RD_KAFKA_RESP_ERR_NO_ERROR);
   std::vector<kafka::TopicPartition> query;
   for (auto [partition, offset] : next_offset) query.push_back({topic, partition});
   const auto committed = consumer.committed(query, 10000);

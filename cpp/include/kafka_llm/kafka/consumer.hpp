@@ -21,6 +21,10 @@ struct TopicPartition {
 
 enum class RebalanceKind : std::uint8_t { kAssigned, kRevoked, kLost };
 
+/// kSync waits for the broker and returns its answer; kAsync returns at once and reports through
+/// the CommitHandler.
+enum class CommitMode : std::uint8_t { kSync, kAsync };
+
 /// Called on the polling thread, inside poll(). For kRevoked/kLost it runs *before* the
 /// partitions are given up, so the handler can still commit their finished offsets.
 using RebalanceHandler = std::function<void(RebalanceKind, const std::vector<TopicPartition>&)>;
@@ -52,7 +56,7 @@ class Consumer {
   void resume(const std::vector<TopicPartition>& partitions);
   /// Commits the given offsets (the next offset to consume, per partition).
   /// Async commits report through the CommitHandler; a sync commit returns its error.
-  rd_kafka_resp_err_t commit(const std::vector<TopicPartition>& offsets, bool async);
+  rd_kafka_resp_err_t commit(const std::vector<TopicPartition>& offsets, CommitMode mode);
   /// Committed offsets of the group for the given partitions (blocking, bounded by timeout).
   std::vector<TopicPartition> committed(const std::vector<TopicPartition>& partitions, int timeout_ms);
   /// Low and high watermarks from the local cache (no broker round trip); nullopt when unknown.
