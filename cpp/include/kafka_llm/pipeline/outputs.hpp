@@ -1,0 +1,96 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kafka_llm/common/types.hpp"
+#include "kafka_llm/format/dead_letter.hpp"
+#include "kafka_llm/format/request_envelope.hpp"
+#include "kafka_llm/format/response_envelope.hpp"
+#include "kafka_llm/format/result_record.hpp"
+
+namespace kafka_llm::pipeline {
+
+/// One consumed request record, as the pipeline keeps it: the dead-letter record repeats its key,
+/// value and headers byte for byte.
+struct ConsumedRecord {
+  RecordOrigin origin;
+  std::optional<std::string> key;
+  std::string value;
+  HeaderList headers;
+  std::int64_t timestamp_ms = -1;  ///< the record's timestamp (epoch ms), -1 when it has none
+};
+
+/// A record for the producer: a response, a token frame, a dead letter or a review copy.
+struct Output {
+  std::string topic;
+  std::optional<std::string> key;
+  std::string value;
+  HeaderList headers;
+};
+
+/// What every output of one request carries: its identity, where it went and how its prompt was
+/// prepared. Filled by the request state machine as the request moves on.
+struct RequestFacts {
+  ConsumedRecord record;
+  HeaderList trace;  ///< W3C trace context of the request (traceparent, tracestate), carried onwards
+  /// The parsed request; empty for a poison record, whose identity is in `poison`.
+  std::optional<format::RequestEnvelope> request;
+  std::optional<format::PoisonRecord> poison;
+  std::string provider;        ///< the provider serving the request, else the one it named, else ""
+  std::string model_version;   ///< header `model_version`
+  std::string prompt_version;  ///< the stream's prompt template version once applied, else ""
+  std::string dedupe_of;       ///< the earlier request whose result this one was served, else ""
+  std::optional<std::string> rejected_output;  ///< model output that failed the output schema
+  int attempts = 0;
+  std::int64_t created_ms = 0;        ///< epoch ms when the record was received
+  std::int64_t first_attempt_ms = 0;  ///< epoch ms of the first provider call, 0 before it
+  std::chrono::steady_clock::time_point received;
+  /// When the record was produced (its timestamp, on the steady clock); `received` when it has none
+  /// or the producer's clock is ahead. End-to-end and time-to-first-token count from here.
+  std::chrono::steady_clock::time_point produced;
+  std::chrono::steady_clock::time_point first_attempt;
+
+  const std::string& request_id() const noexcept {
+    return request ? request->request_id : poison->request_id;
+  }
+  /// The model as the record names it ("" when a poison record names none).
+  std::string model() const { return request ? request->model : poison->model.value_or(""); }
+  /// The prompt hash of what is sent ("" for poison).
+  const std::string& prompt_hash() const noexcept;
+};
+
+/// The one builder of a request's result records, response envelopes, stream frames and headers
+/// (docs/formats.md). Pure: times come in as arguments.
+namespace outputs {
+
+/// A result record with the request's identity (request_id, provider, model, created_ms,
+/// prompt_version, prompt_hash), `status` and `updated_ms = now_ms`; the caller adds the rest.
+format::ResultRecord result_record(const RequestFacts& facts, format::ResultStatus status,
+                                   std::int64_t now_ms);
+
+/// The response envelope that answers `record`: its status code (200 when none), body (for an
+/// error record, error_body of its status and message), attempts, latency and prompt version,
+/// with the request's metadata and identity.
+format::ResponseEnvelope response(const RequestFacts& facts, const format::ResultRecord& record);
+
+/// The last frame of a streamed request that ended with `record`, `seq` one past the last chunk.
+format::StreamFinalFrame final_frame(const RequestFacts& facts, const format::ResultRecord& record,
+                                     std::uint64_t seq, std::optional<std::string> finish_reason);
+
+/// The headers of every output record: request_message_id, model_version, prompt_hash, then
+/// prompt_version and x-dedupe-of when they apply, then the request's trace context.
+HeaderList output_headers(const RequestFacts& facts);
+
+/// A failed request's dead-letter headers (docs/formats.md): the original headers, the twelve
+/// x- facts, then x-model-version, x-prompt-hash, x-prompt-version and, for a schema violation,
+/// the rejected model output. `secrets` are scrubbed from x-error.
+HeaderList dead_letter_headers(const RequestFacts& facts, const format::DeadLetterFacts& dead_letter,
+                               const std::vector<std::string>& secrets);
+
+}  // namespace outputs
+
+}  // namespace kafka_llm::pipeline
