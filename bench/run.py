@@ -1,4 +1,4 @@
-"""Runs the benchmarks of DESIGN 11 on a private local stack and writes the results.
+"""Runs the benchmarks of bench/README.md on a private local stack and writes the results.
 
     python bench/run.py [--quick] [--repeats N] [--scenarios 1,2,3,4,5] [--out bench/results]
 

@@ -1,8 +1,8 @@
 """The benchmark's peer: a straightforward, well-written Python asyncio worker doing the pipeline's job.
 
 It reads the same YAML configuration as ``kafka-llm worker`` and does the same work per record
-(DESIGN 3 and 4, minus the parts a hand-written worker would typically leave out: rate limits,
-circuit breaking, the idempotency claim in Redis):
+(docs/formats.md and docs/guarantees.md, minus the parts a hand-written worker would typically
+leave out: rate limits, circuit breaking, the idempotency claim in Redis):
 
 - consumes the request topic with aiokafka, auto-commit off, committing every ``commitInterval``
   only up to the lowest unfinished offset of each partition (contiguous finished work);
@@ -10,10 +10,10 @@ circuit breaking, the idempotency claim in Redis):
 - calls the provider with one pooled ``httpx.AsyncClient`` (a semaphore of ``maxHandlers`` calls,
   as many keep-alive connections), retrying 408/425/429/5xx and transport errors with
   ``Retry-After`` or full-jitter exponential backoff on timers (``asyncio.sleep``);
-- writes the result record (DESIGN 3.5) with its TTL through a batching writer: one pipelined
-  round trip of SETs per loop turn;
-- produces the response envelope (DESIGN 3.2), the token frames of streamed requests (3.3) and
-  dead letters (3.4) with aiokafka (idempotent producer, linger 2 ms, as the core);
+- writes the result record (docs/formats.md, "Redis result record") with its TTL through a
+  batching writer: one pipelined round trip of SETs per loop turn;
+- produces the response envelope, the token frames of streamed requests and dead letters
+  (docs/formats.md) with aiokafka (idempotent producer, linger 2 ms, as the core);
 - a record counts as finished when its result is in Redis and its output is acknowledged.
 
 uvloop and orjson are used when installed (they are in the ``bench`` extra). ``--stats-port``
@@ -720,7 +720,8 @@ class Worker:
 
 
 def provider_output(body: Any) -> tuple[str | None, Any]:
-    """choices[0] message content or text, and the usage object (DESIGN 3.5 ``output``)."""
+    """choices[0] message content or text, and the usage object (``output`` of the result record in
+    docs/formats.md)."""
     choices = body.get("choices") if isinstance(body, dict) else None
     text = None
     if choices:

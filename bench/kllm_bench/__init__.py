@@ -1,4 +1,4 @@
-"""The benchmark harness behind ``make bench`` / ``kafka-llm bench`` (DESIGN 11).
+"""The benchmark harness behind ``make bench`` / ``kafka-llm bench`` (bench/README.md).
 
 Each scenario runs the native worker (``kafka-llm worker``, a separate process) and the Python
 asyncio peer (``bench/baselines/asyncio_worker.py``) side by side on one local stack (Kafka in

@@ -1,4 +1,4 @@
-"""The scenarios of DESIGN 11 / issue 5. Each returns a JSON-ready dict: per-repeat figures for
+"""The scenarios of bench/README.md (issue 5). Each returns a JSON-ready dict: per-repeat figures for
 both workers and the medians over repeats."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-// Fuzz target: the request-envelope parser (DESIGN 3.1), the first code every untrusted Kafka
-// record reaches. The input is one record value. Beyond "never crashes, never throws":
+// Fuzz target: the request-envelope parser (docs/formats.md, "Request envelope"), the first code every
+// untrusted Kafka record reaches. The input is one record value. Beyond "never crashes, never throws":
 // - an accepted envelope has an accepted path that matches its endpoint, a non-empty model equal to
 //   body.model, a non-empty request_id, a 64-hex-digit prompt hash, and serializes to JSON;
 // - a poison record has a bounded, valid UTF-8 message, status 400 (413 only when oversized), a

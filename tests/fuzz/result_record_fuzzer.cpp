@@ -1,6 +1,6 @@
-// Fuzz target: the Redis result-record reader (DESIGN 3.5). Records in Redis may be written by
-// older versions or by other tools, so parse_result reads untrusted text. The input is one stored
-// value. Invariants:
+// Fuzz target: the Redis result-record reader (docs/formats.md, "Redis result record"). Records in Redis may
+// be written by older versions or by other tools, so parse_result reads untrusted text. The input is one
+// stored value. Invariants:
 // - a rejected record has a non-empty, bounded, valid UTF-8 message;
 // - an accepted record round-trips: serialize_result gives valid JSON that parse_result reads back
 //   to an equal record, and serializing that again gives the same bytes (a fixed point);

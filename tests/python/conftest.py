@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from kafka_llm.devstack import Stack, StackInfo
+if TYPE_CHECKING:  # imported when a fixture runs, so that tests needing no stack (test_docs) need no build
+    from kafka_llm.devstack import Stack, StackInfo
 
 # Bounded: a cold broker start is well under this; the jar fetch has its own bound.
 STACK_START_TIMEOUT = 90.0
@@ -22,6 +24,8 @@ STACK_START_TIMEOUT = 90.0
 @pytest.fixture(scope="session")
 def _session_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack | None]:
     """The stack this run started, or None when the environment names an existing one."""
+    from kafka_llm.devstack import Stack, StackInfo
+
     if StackInfo.from_env() is not None:
         yield None
         return
@@ -38,6 +42,8 @@ def stack(_session_stack: Stack | None) -> StackInfo:
     """Endpoints of the stack the tests run against: ``bootstrap_servers``, ``redis_url``,
     ``provider_url``, ``provider_base``; ``env()`` gives them as KAFKA_LLM_* variables."""
     if _session_stack is None:
+        from kafka_llm.devstack import StackInfo
+
         info = StackInfo.from_env()
         assert info is not None
         return info

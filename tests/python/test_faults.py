@@ -1,5 +1,6 @@
-"""The promises of DESIGN section 4, proven on the real stack (issue 4): nothing is lost,
-duplicates are bounded, the poll loop never blocks, one bad record never stalls a partition.
+"""The promises of docs/guarantees.md (Delivery semantics), proven on the real stack (issue 4):
+nothing is lost, duplicates are bounded, the poll loop never blocks, one bad record never stalls a
+partition.
 
 Every scenario asserts what was delivered, lost (nothing) and duplicated, and records its
 figures in build/fault-report.json (the table in the issue's closing note comes from there).

@@ -64,8 +64,9 @@ def test_kubeai_request_is_answered_with_its_metadata_echoed(stack: StackInfo, u
 
 
 def test_end_to_end_latency_counts_from_the_record_timestamp(stack: StackInfo, unique_name: str) -> None:
-    """DESIGN 10: end_to_end_seconds runs from the record's timestamp, so time spent waiting in Kafka
-    (here: produced 1.5 s before any worker ran) shows up, not only the time after consumption."""
+    """docs/operations.md (Metrics): end_to_end_seconds runs from the record's timestamp, so time
+    spent waiting in Kafka (here: produced 1.5 s before any worker ran) shows up, not only the time
+    after consumption."""
     topics = make_topics(stack, unique_name, partitions=1)
     produce(stack, topics.requests, [json.dumps(envelope(f"{unique_name}-{i}")).encode() for i in range(3)])
     time.sleep(1.5)
@@ -192,7 +193,7 @@ def test_retries_exhausted_go_to_the_dlq_with_every_header_and_the_record_unchan
     assert record.value == value and record.key == b"the-key"
     h = headers(record)
     assert next(iter(h)) == "traceparent" and h["traceparent"] == "00-abc-def-01"
-    # DESIGN 3.4's twelve, then the failed request's output tags
+    # the twelve of docs/formats.md (Dead-letter record), then the failed request's output tags
     assert [name for name in h if name.startswith("x-")] == [*DLQ_HEADERS, "x-model-version", "x-prompt-hash"]
     assert h["x-error-class"] == "retries_exhausted"
     assert h["x-http-status"] == "503" and h["x-attempts"] == "3"

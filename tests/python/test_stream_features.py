@@ -1,6 +1,7 @@
-"""Per-stream streaming-architecture features on the real stack (issue 7, DESIGN 8): prompt
-templates with a version and the hash of what is sent, PII redaction before the provider call,
-output JSON-schema validation, human-review sampling and dedupe.
+"""Per-stream streaming-architecture features on the real stack (issue 7; docs/formats.md and
+docs/configuration.md): prompt templates with a version and the hash of what is sent, PII
+redaction before the provider call, output JSON-schema validation, human-review sampling and
+dedupe.
 
 The mock provider records the bodies it received when a request carries
 ``"mock": {"record_body": true}`` and answers with a given text for ``"mock": {"content": ...}``;

@@ -1,6 +1,6 @@
 """What the routes do, between HTTP and Kafka: check the provider and model, answer from the cache,
-produce the request envelope (DESIGN 3.1) and wait for the worker's response envelope or token
-frames (DESIGN 3.2, 3.3) on the response topic. Routes stay thin; this holds the flow."""
+produce the request envelope and wait for the worker's response envelope or token frames on the
+response topic (docs/formats.md). Routes stay thin; this holds the flow."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics of one service process: HTTP metrics plus the DESIGN section 10 names the
+"""Prometheus metrics of one service process: HTTP metrics plus the pipeline metric names the
 service can measure itself (its view of requests, end to end, time to first token, tokens, cache).
 Each app has its own registry, so several apps in one process (tests) do not collide."""
 

@@ -1,6 +1,6 @@
-"""Redis side of the service: the worker's result records (DESIGN 3.5) and the prompt/response
-cache. redis-py errors become the core's ``RedisError`` (answered 503) where a request needs Redis;
-the cache never fails a request (an unreachable cache is a miss)."""
+"""Redis side of the service: the worker's result records (docs/formats.md, "Redis result record")
+and the prompt/response cache. redis-py errors become the core's ``RedisError`` (answered 503)
+where a request needs Redis; the cache never fails a request (an unreachable cache is a miss)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,8 @@
 
 namespace kafka_llm::format {
 
-/// The headers a dead-letter record gets (DESIGN 3.4), in the order they are appended.
+/// The headers a dead-letter record gets (docs/formats.md, "Dead-letter record"), in the order they are
+/// appended.
 inline constexpr std::array<std::string_view, 12> kDeadLetterHeaderNames = {
     "x-error-class",      "x-error",       "x-http-status",  "x-attempts",         "x-request-id",
     "x-provider",         "x-model",       "x-source-topic", "x-source-partition", "x-source-offset",

@@ -7,7 +7,7 @@
 
 namespace kafka_llm::format {
 
-/// The OpenAI-style API a request addresses (DESIGN 3.1 `path`).
+/// The OpenAI-style API a request addresses (`path` in docs/formats.md, "Request envelope").
 enum class Endpoint : std::uint8_t {
   kCompletions,      ///< /v1/completions (the default path)
   kChatCompletions,  ///< /v1/chat/completions

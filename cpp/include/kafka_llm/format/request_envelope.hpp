@@ -14,14 +14,15 @@
 
 namespace kafka_llm::format {
 
-/// Where a request's id came from (DESIGN 3.1 precedence: field, then record key, then origin).
+/// Where a request's id came from (precedence: field, then record key, then origin).
 enum class RequestIdSource : std::uint8_t {
   kField,   ///< the envelope's non-empty `request_id` string
   kKey,     ///< the record key (non-empty, valid UTF-8)
   kOrigin,  ///< `<topic>-<partition>-<offset>`
 };
 
-/// A well-formed request record (DESIGN 3.1). Owns all its data; nothing points into the record.
+/// A well-formed request record (docs/formats.md, "Request envelope"). Owns all its data; nothing points into
+/// the record.
 struct RequestEnvelope {
   nlohmann::json metadata;  ///< echoed back unchanged; null when absent
   Endpoint endpoint = Endpoint::kCompletions;
@@ -48,7 +49,7 @@ enum class ErrorReply : std::uint8_t {
   kDeadLetterOnly,
 };
 
-/// A record that can never be processed (STYLE 5: a value, not an exception). Goes to the DLQ with
+/// A record that can never be processed (a value, not an exception). Goes to the DLQ with
 /// `error_class` and, when `reply` says so, gets an error response with `http_status`.
 struct PoisonRecord {
   ErrorClass error_class = ErrorClass::kPoison;

@@ -11,7 +11,7 @@
 
 namespace kafka_llm::format {
 
-/// One record on the response topic (DESIGN 3.2), keyed by request_id.
+/// One record on the response topic (docs/formats.md, "Response envelope"), keyed by request_id.
 struct ResponseEnvelope {
   nlohmann::json metadata;  ///< the request's metadata, unchanged (null when it had none)
   int status_code = 200;
@@ -27,7 +27,7 @@ struct ResponseEnvelope {
   std::string body_text{};
 };
 
-/// Compact JSON of `response`, members in DESIGN order: metadata, status_code, body (body_text
+/// Compact JSON of `response`, members in this order: metadata, status_code, body (body_text
 /// when set), request_id, provider, model, attempts, latency_ms; then `prompt_version` only when
 /// set. Invalid UTF-8 in strings becomes U+FFFD (never throws except std::bad_alloc).
 std::string serialize_response(const ResponseEnvelope& response);
@@ -59,7 +59,8 @@ nlohmann::json error_body(int status_code, std::string_view message);
 HeaderList response_headers(std::string_view request_id, std::string_view model_version,
                             std::string_view prompt_hash);
 
-/// A token stream chunk frame (DESIGN 3.3): `{"request_id":…,"seq":n,"chunk":<chunk>}`.
+/// A token stream chunk frame (docs/formats.md, "Token stream frames"):
+/// `{"request_id":…,"seq":n,"chunk":<chunk>}`.
 std::string serialize_chunk_frame(std::string_view request_id, std::uint64_t seq,
                                   const nlohmann::json& chunk);
 
@@ -69,7 +70,7 @@ std::string serialize_chunk_frame(std::string_view request_id, std::uint64_t seq
 std::string serialize_chunk_frame_raw(std::string_view request_id, std::uint64_t seq,
                                       std::string_view chunk_json);
 
-/// The last record of a token stream (DESIGN 3.3).
+/// The last record of a token stream (docs/formats.md, "Token stream frames").
 struct StreamFinalFrame {
   std::string request_id;
   std::uint64_t seq = 0;  ///< one past the last chunk's seq

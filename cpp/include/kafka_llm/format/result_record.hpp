@@ -20,7 +20,7 @@ std::string_view to_string(ResultStatus status) noexcept;
 /// Default prefix of result keys.
 inline constexpr std::string_view kDefaultResultKeyPrefix = "kafka-llm";
 
-/// The Redis result record of one request (DESIGN 3.5).
+/// The Redis result record of one request (docs/formats.md, "Redis result record").
 struct ResultRecord {
   ResultStatus status = ResultStatus::kPending;
   std::string request_id;
@@ -49,9 +49,10 @@ struct ResultRecord {
 /// `<prefix>:result:<request_id>`.
 std::string result_key(std::string_view prefix, std::string_view request_id);
 
-/// Compact JSON of `record`, every field present (null when unset), in DESIGN order: status,
+/// Compact JSON of `record`, every field present (null when unset), in this order: status,
 /// request_id, provider, model, output, body, error, status_code, usage, attempts, latency_ms,
-/// created_ms, updated_ms; then `prompt_version` only when set. Never throws except std::bad_alloc.
+/// created_ms, updated_ms; then `prompt_version` and `prompt_hash` only when set. Never throws except
+/// std::bad_alloc.
 std::string serialize_result(const ResultRecord& record);
 
 /// Reads a stored result record. Missing or null fields keep their defaults (records written by

@@ -13,7 +13,8 @@
 
 namespace kafka_llm::metrics {
 
-/// The pipeline's metrics (DESIGN 10). Thread-safe: the io thread records, any thread reads.
+/// The pipeline's metrics (docs/operations.md, "Metrics"). Thread-safe: the io thread records, any thread
+/// reads.
 class PipelineMetrics {
  public:
   void request_finished(const std::string& stream, const std::string& provider, const std::string& model,

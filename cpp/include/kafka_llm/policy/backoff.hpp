@@ -6,7 +6,7 @@
 
 namespace kafka_llm::policy {
 
-/// Exponential backoff with full jitter (DESIGN 5): the delay before retry number `attempt`
+/// Exponential backoff with full jitter (docs/guarantees.md): the delay before retry number `attempt`
 /// (0-based: the first retry is attempt 0) is uniform in [0, min(max, initial * 2^attempt)].
 /// Pure value type; cheap to copy.
 class ExponentialBackoff {

@@ -59,7 +59,8 @@ struct Classification {
   int http_status = 0;
 };
 
-/// Classifies one provider attempt (DESIGN 5). Pure and total: never throws.
+/// Classifies one provider attempt (docs/guarantees.md, "Retries, backoff and rate limits"). Pure and total:
+/// never throws.
 ///
 /// - A transport error other than kMalformedResponse decides alone: connect, TLS, DNS, reset and
 ///   every timeout retry; kOther fails.

@@ -50,8 +50,8 @@ enum class FinishResult : std::uint8_t {
 };
 
 /// Tracks in-flight records per partition so that only contiguous finished work is committed
-/// (DESIGN 4.1; cf. modern-cpp-kafka's UnorderedOffsetCommitQueue). Records are begun in
-/// increasing offset order per partition, gaps allowed (compaction, transaction markers), and
+/// (docs/guarantees.md, "Nothing is lost"; cf. modern-cpp-kafka's UnorderedOffsetCommitQueue). Records are
+/// begun in increasing offset order per partition, gaps allowed (compaction, transaction markers), and
 /// finished in any order. The committable offset of a partition is its lowest unfinished offset,
 /// or the last finished offset + 1 when none is unfinished.
 ///

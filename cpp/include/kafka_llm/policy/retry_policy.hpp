@@ -13,7 +13,8 @@
 
 namespace kafka_llm::policy {
 
-/// Retry settings (DESIGN 5 and 6: `retry:` and `messaging.errorMaxBackoff`).
+/// Retry settings (`retry:` and `messaging.errorMaxBackoff`; docs/guarantees.md, "Retries, backoff and
+/// rate limits").
 struct RetryConfig {
   int max_attempts = 6;                                 ///< Attempts in total, the first included; >= 1.
   std::chrono::milliseconds initial_backoff{500};       ///< Backoff ceiling of the first retry.

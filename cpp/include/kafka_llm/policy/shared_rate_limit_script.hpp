@@ -11,7 +11,7 @@
 
 namespace kafka_llm::policy {
 
-/// The Redis Lua script of the shared rate limiter (DESIGN 5, `shared: true`): one EVAL/EVALSHA
+/// The Redis Lua script of the shared rate limiter (`shared: true`, docs/guarantees.md): one EVAL/EVALSHA
 /// checks and takes from several buckets atomically, so a limit holds across every worker.
 /// It mirrors bucket_full / bucket_refill / bucket_wait_ms / bucket_charge (token_bucket.hpp)
 /// line by line; all values are integers below 2^53, exact in Lua's doubles.
