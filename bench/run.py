@@ -65,6 +65,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-latest", action="store_true", help="do not overwrite <out>/LATEST.md and the README's table"
     )
     parser.add_argument(
+        "--core-module",
+        type=Path,
+        help="another build of kafka_llm._core for the native worker (A/B runs against an earlier commit)",
+    )
+    parser.add_argument(
         "--kafka-property",
         action="append",
         default=[],
@@ -145,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         ctx.kafka_extra = dict(p.split("=", 1) for p in args.kafka_property)
         # One build for the whole run, whatever happens to the shared virtualenv meanwhile.
-        results["package"] = workers.snapshot_package(Path(workdir) / "pkg")
+        results["package"] = workers.snapshot_package(Path(workdir) / "pkg", args.core_module)
         ctx.pythonpath = results["package"]["pythonpath"]
         say(f"core module: {results['package']['core_sha256']} built {results['package']['core_built']}")
         for number in args.chosen:

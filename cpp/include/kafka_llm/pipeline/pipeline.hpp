@@ -17,17 +17,21 @@ struct EmbeddedResult {
   std::string body_json;  ///< the provider's response body, OpenAI-shaped JSON
 };
 
-/// An in-process provider (DESIGN 1, "embedded"): called on one of the pipeline's provider
+/// An in-process provider ("embedded", docs/architecture.md): called on one of the pipeline's provider
 /// threads with the request path and body JSON; may block. Throwing fails the attempt as a
 /// non-retryable 500 with the exception's message.
 using EmbeddedProvider = std::function<EmbeddedResult(std::string_view path, const std::string& body_json)>;
 
-/// The native pipeline (DESIGN 4): consumes requests, calls providers asynchronously with retries
+/// The native pipeline (docs/architecture.md, docs/guarantees.md): consumes requests, calls providers asynchronously with retries
 /// and rate limits, stores results in Redis, publishes responses, token frames and dead letters,
 /// and commits offsets only over finished records.
 ///
 /// Threads: start() runs one io thread (Kafka polling, HTTP, Redis, timers) plus librdkafka's own
-/// threads and, for embedded providers, a small pool. The public methods are thread-safe.
+/// threads and, for embedded providers, a small pool. Every public method may be called from any
+/// thread, concurrently: start(), stop() and register_embedded_provider() are serialized by a mutex,
+/// stats() and prometheus() read the metrics under theirs, submit() serializes on its own producer,
+/// and config() is immutable. Except: stop() (and the destructor) must not be called from an
+/// embedded provider's callable, since it joins the thread that runs it.
 /// The destructor stops the pipeline (bounded by the drain timeout) and joins every thread.
 class Pipeline {
  public:
