@@ -16,17 +16,15 @@
 #include "kafka_llm/common/errors.hpp"
 #include "kafka_llm/common/log.hpp"
 #include "kafka_llm/format/dead_letter.hpp"
-#include "kafka_llm/kafka/consumer.hpp"
 #include "kafka_llm/kafka/producer.hpp"
 #include "kafka_llm/kafka/queue_watcher.hpp"
 #include "kafka_llm/metrics/pipeline_metrics.hpp"
 #include "kafka_llm/pipeline/clock.hpp"
-#include "kafka_llm/pipeline/flow_control.hpp"
 #include "kafka_llm/pipeline/output_sink.hpp"
+#include "kafka_llm/pipeline/partition_flow.hpp"
 #include "kafka_llm/pipeline/provider_dispatch.hpp"
 #include "kafka_llm/pipeline/request_fsm.hpp"
 #include "kafka_llm/pipeline/result_store.hpp"
-#include "kafka_llm/policy/offset_tracker.hpp"
 #include "kafka_llm/policy/retry_policy.hpp"
 #include "kafka_llm/policy/split_mix64.hpp"
 #include "kafka_llm/redis/redis_client.hpp"
@@ -37,9 +35,6 @@ namespace asio = boost::asio;
 using SteadyClock = std::chrono::steady_clock;
 
 namespace {
-/// Records served from a consumer per turn of the io loop, so that HTTP, Redis and timers get
-/// their share.
-constexpr int kPollBatch = 512;
 constexpr std::chrono::milliseconds kHousekeepingInterval{50};
 }  // namespace
 
@@ -78,38 +73,20 @@ class Pipeline::Impl {
   const PipelineConfig& config() const noexcept { return config_; }
 
  private:
-  /// One consumer group reading one request topic, with its window and backlog.
+  /// One consumer group reading one request topic: its requests' environment and its partition flow.
   struct Stream {
-    Stream(const StreamConfig& stream_config, MachineEnv machine_env)
-        : config(stream_config), env(machine_env), flow(stream_config.max_handlers) {}
-    const StreamConfig& config;
     MachineEnv env;
-    FlowControl flow;
-    std::unique_ptr<kafka::Consumer> consumer;
-    std::unique_ptr<kafka::QueueWatcher> watcher;
-    std::vector<kafka::TopicPartition> assignment;
-    std::size_t inflight = 0;           ///< jobs started (the maxHandlers window)
-    std::deque<std::uint64_t> backlog;  ///< consumed, waiting for a slot in the window
-    bool paused = false;
+    std::unique_ptr<PartitionFlow> flow;
   };
 
-  // Partition flow: consumption, rebalances, backpressure and commits.
-  void on_rebalance(std::size_t stream, kafka::RebalanceKind kind,
-                    const std::vector<kafka::TopicPartition>& parts);
-  void revoke(Stream& stream, kafka::RebalanceKind kind, const std::vector<kafka::TopicPartition>& parts);
-  void drain_consumer(std::size_t stream);
-  void publish_assignment();
-  void on_record(std::size_t stream, kafka::Message&& message);
-  void start_backlog(Stream& stream);
-  void update_flow(Stream& stream);
+  PartitionFlow::Handlers flow_handlers(std::size_t stream);
+  void flow_changed();
   void commit_finished(kafka::CommitMode mode);
-  void on_commit(rd_kafka_resp_err_t err, const std::vector<kafka::TopicPartition>& offsets);
   void schedule_housekeeping();
   void housekeeping();
   void drain_then(std::function<void()> done);
 
   // Carrying out what the request machines decide.
-  void begin(Job& job);
   void apply(std::uint64_t job_id, Actions& actions);
   void carry_out(Job& job, Action& action);
   void call_provider(Job& job, action::CallProvider& call);
@@ -142,13 +119,10 @@ class Pipeline::Impl {
   std::vector<std::unique_ptr<Stream>> streams_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Job>> jobs_;
   std::vector<Actions> spare_actions_;  ///< emptied action lists, reused (events can nest)
-  policy::OffsetTracker offsets_;
-  std::map<policy::PartitionKey, policy::CommitPosition> commits_in_flight_;
   asio::steady_timer housekeeping_;
   SteadyClock::time_point last_commit_;
   std::uint64_t next_job_id_ = 1;
   std::atomic<bool> running_{false};
-  std::atomic<bool> stopping_{false};
   std::mutex lifecycle_mutex_;  ///< serializes start() and stop()
   bool started_ = false;
   bool stopped_ = false;
@@ -173,25 +147,12 @@ Pipeline::Impl::Impl(PipelineConfig config)
   }
   producer_ = std::make_unique<kafka::Producer>(producer_props);
 
+  streams_.reserve(config_.streams.size());
   for (const auto& stream_config : config_.streams) {
     auto stream = std::make_unique<Stream>(
-        stream_config, MachineEnv{config_, stream_config, retry_, rng_, clock_, metrics_, secrets_});
-    kafka::Properties consumer_props = config_.kafka;
-    kafka::set_property(consumer_props, "group.id", stream_config.group);
-    kafka::set_property(consumer_props, "partition.assignment.strategy", "cooperative-sticky");
-    kafka::set_default_property(consumer_props, "auto.offset.reset", "earliest");
-    // librdkafka prefetches up to 64 MB; the backlog behind the window holds what is needed next,
-    // so a few MB keep the fetcher ahead without holding a whole topic in memory.
-    kafka::set_default_property(consumer_props, "queued.max.messages.kbytes", "4096");
-    const std::size_t index = streams_.size();
-    stream->consumer = std::make_unique<kafka::Consumer>(
-        consumer_props,
-        [this, index](kafka::RebalanceKind kind, const std::vector<kafka::TopicPartition>& parts) {
-          on_rebalance(index, kind, parts);
-        },
-        [this](rd_kafka_resp_err_t err, const std::vector<kafka::TopicPartition>& offsets) {
-          on_commit(err, offsets);
-        });
+        Stream{MachineEnv{config_, stream_config, retry_, rng_, clock_, metrics_, secrets_}, nullptr});
+    stream->flow = std::make_unique<PartitionFlow>(io_, stream_config, config_.kafka, metrics_, secrets_,
+                                                   flow_handlers(streams_.size()));
     streams_.push_back(std::move(stream));
   }
   auto redis_options = redis::parse_redis_url(config_.redis.url);
@@ -223,9 +184,9 @@ void Pipeline::Impl::start() {
   dispatch_->start();
   started_ = true;
   for (auto& stream : streams_) {
-    producer_->prepare_topic(stream->config.responses_topic);
-    producer_->prepare_topic(stream->config.dlq_topic);
-    stream->consumer->subscribe({stream->config.requests_topic});
+    producer_->prepare_topic(stream->env.stream.responses_topic);
+    producer_->prepare_topic(stream->env.stream.dlq_topic);
+    stream->flow->subscribe();
   }
   work_.emplace(asio::make_work_guard(io_));
   asio::post(io_, [this] {
@@ -234,11 +195,7 @@ void Pipeline::Impl::start() {
       while (producer_->poll(0) > 0) {
       }
     });
-    for (std::size_t i = 0; i < streams_.size(); ++i) {
-      streams_[i]->watcher = std::make_unique<kafka::QueueWatcher>(io_, streams_[i]->consumer->queue(),
-                                                                   [this, i] { drain_consumer(i); });
-      drain_consumer(i);
-    }
+    for (auto& stream : streams_) stream->flow->start_polling();
     last_commit_ = SteadyClock::now();
     schedule_housekeeping();
   });
@@ -249,13 +206,7 @@ void Pipeline::Impl::start() {
 // Stops taking records, then lets in-flight work finish for up to the drain timeout; `done` runs
 // (on the io thread) once the finished records are committed.
 void Pipeline::Impl::drain_then(std::function<void()> done) {
-  for (auto& stream : streams_) {
-    stream->consumer->pause(stream->assignment);
-    stream->paused = true;
-    // Never started: left uncommitted for the next owner rather than started now.
-    for (std::uint64_t id : stream->backlog) jobs_.erase(id);
-    stream->backlog.clear();
-  }
+  for (auto& stream : streams_) stream->flow->stop_taking();
   const auto deadline = SteadyClock::now() + config_.drain_timeout;
   auto poll_drain = std::make_shared<std::function<void()>>();
   auto timer = std::make_shared<asio::steady_timer>(io_);
@@ -277,7 +228,6 @@ void Pipeline::Impl::stop() {
   std::lock_guard lock(lifecycle_mutex_);
   if (!started_ || stopped_) return;
   stopped_ = true;
-  stopping_ = true;
   std::promise<void> drained;
   asio::post(io_, [this, &drained] { drain_then([&drained] { drained.set_value(); }); });
   drained.get_future().wait();
@@ -285,10 +235,7 @@ void Pipeline::Impl::stop() {
   std::promise<void> closed;
   asio::post(io_, [this, &closed] {
     housekeeping_.cancel();
-    for (auto& stream : streams_) {
-      stream->watcher.reset();
-      stream->consumer->close();
-    }
+    for (auto& stream : streams_) stream->flow->close();
     producer_->flush(1000);
     producer_watcher_.reset();
     dispatch_->stop();
@@ -303,7 +250,7 @@ void Pipeline::Impl::stop() {
   if (io_thread_.joinable()) io_thread_.join();
   dispatch_->stop();
   // A stopped pipeline keeps no connections open.
-  for (auto& stream : streams_) stream->consumer.reset();
+  for (auto& stream : streams_) stream->flow->release_consumer();
   sink_.reset();
   producer_.reset();
   {
@@ -349,177 +296,59 @@ std::string Pipeline::Impl::submit(nlohmann::json envelope, int timeout_ms) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Partition flow: consumption, rebalances, backpressure and commits
+// Partition flow, commits and housekeeping
 
-void Pipeline::Impl::publish_assignment() {
+PartitionFlow::Handlers Pipeline::Impl::flow_handlers(std::size_t index) {
+  PartitionFlow::Handlers handlers;
+  handlers.record = [this, index](kafka::Message&& message, policy::OffsetTicket ticket) {
+    ConsumedRecord record;
+    record.origin = message.origin();
+    if (auto key = message.key()) record.key = std::string(*key);
+    record.value = std::string(message.value());
+    record.headers = message.headers();
+    record.timestamp_ms = message.timestamp_ms();
+    const std::uint64_t id = next_job_id_++;
+    jobs_.emplace(
+        id, std::make_unique<Job>(id, index, std::move(ticket), streams_[index]->env, std::move(record)));
+    return id;
+  };
+  handlers.start = [this](std::uint64_t id) {
+    deliver(id, [](RequestMachine& m, Actions& out) { m.start(out); });
+  };
+  handlers.drop = [this](std::uint64_t id) { jobs_.erase(id); };
+  handlers.revoked = [this, index](const std::vector<kafka::TopicPartition>& parts) {
+    std::vector<std::uint64_t> started;
+    for (const auto& [id, job] : jobs_) {
+      const auto& partition = job->ticket.partition;
+      const bool revoked = std::any_of(parts.begin(), parts.end(), [&](const kafka::TopicPartition& tp) {
+        return tp.topic == partition.topic && tp.partition == partition.partition;
+      });
+      if (job->stream == index && revoked) started.push_back(id);
+    }
+    for (const auto id : started) deliver(id, [](RequestMachine& m, Actions& out) { m.on_revoked(out); });
+  };
+  handlers.changed = [this] { flow_changed(); };
+  return handlers;
+}
+
+// Publishes the assignment and the paused partitions of every stream.
+void Pipeline::Impl::flow_changed() {
   std::vector<std::string> owned;
+  std::int64_t paused = 0;
   for (const auto& stream : streams_) {
-    for (const auto& tp : stream->assignment) owned.push_back(tp.topic + "/" + std::to_string(tp.partition));
+    if (!stream->flow) continue;  // still being built
+    for (const auto& tp : stream->flow->assignment())
+      owned.push_back(tp.topic + "/" + std::to_string(tp.partition));
+    if (stream->flow->paused()) paused += static_cast<std::int64_t>(stream->flow->assignment().size());
   }
   std::sort(owned.begin(), owned.end());
   metrics_.set_assignment(std::move(owned));
-}
-
-void Pipeline::Impl::on_rebalance(std::size_t index, kafka::RebalanceKind kind,
-                                  const std::vector<kafka::TopicPartition>& parts) {
-  Stream& stream = *streams_[index];
-  metrics_.rebalance();
-  if (kind == kafka::RebalanceKind::kAssigned) {
-    for (const auto& tp : parts) {
-      offsets_.assign({tp.topic, tp.partition});
-      stream.assignment.push_back(tp);
-    }
-    if (stream.paused) stream.consumer->pause(parts);
-  } else {
-    revoke(stream, kind, parts);
-  }
-  publish_assignment();
-}
-
-// Commits what finished on `parts` (not on a lost assignment: the partitions may already belong to
-// someone else), then forgets them. Records that never started are left to the next owner; started
-// ones are abandoned or go on as their machines decide, without moving a committed offset.
-void Pipeline::Impl::revoke(Stream& stream, kafka::RebalanceKind kind,
-                            const std::vector<kafka::TopicPartition>& parts) {
-  const auto revoked = [&parts](const policy::OffsetTicket& ticket) {
-    return std::any_of(parts.begin(), parts.end(), [&](const auto& tp) {
-      return tp.topic == ticket.partition.topic && tp.partition == ticket.partition.partition;
-    });
-  };
-  std::erase_if(stream.backlog, [&](std::uint64_t id) {
-    const Job* job = find_job(id);
-    const bool gone = job == nullptr || revoked(job->ticket);
-    if (gone) jobs_.erase(id);
-    return gone;
-  });
-  std::vector<std::uint64_t> started;
-  for (const auto& [id, job] : jobs_) {
-    if (&*streams_[job->stream] == &stream && revoked(job->ticket)) started.push_back(id);
-  }
-  for (const auto id : started) deliver(id, [](RequestMachine& m, Actions& out) { m.on_revoked(out); });
-  std::vector<kafka::TopicPartition> commits;
-  for (const auto& tp : parts) {
-    auto position = offsets_.revoke({tp.topic, tp.partition});
-    commits_in_flight_.erase({tp.topic, tp.partition});
-    if (position && kind == kafka::RebalanceKind::kRevoked)
-      commits.push_back({tp.topic, tp.partition, position->offset});
-    metrics_.forget_lag(tp.topic, tp.partition);
-    std::erase_if(stream.assignment, [&](const kafka::TopicPartition& a) {
-      return a.topic == tp.topic && a.partition == tp.partition;
-    });
-  }
-  if (!commits.empty()) stream.consumer->commit(commits, kafka::CommitMode::kSync);
-}
-
-void Pipeline::Impl::drain_consumer(std::size_t index) {
-  Stream& stream = *streams_[index];
-  for (int i = 0; i < kPollBatch; ++i) {
-    auto message = stream.consumer->poll(0);
-    if (!message) return;
-    if (message->error() != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      if (message->error() != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        log(LogLevel::kWarning,
-            "consumer error: " + format::redact_secrets(message->error_string(), secrets_));
-      }
-      continue;
-    }
-    on_record(index, std::move(*message));
-  }
-  asio::post(io_, [this, index] { drain_consumer(index); });
-}
-
-void Pipeline::Impl::on_record(std::size_t index, kafka::Message&& message) {
-  Stream& stream = *streams_[index];
-  metrics_.consumed();
-  const auto origin = message.origin();
-  auto ticket = offsets_.begin({origin.topic, origin.partition}, origin.offset);
-  if (!ticket) return;  // a redelivery of a record already in flight in this assignment
-  ConsumedRecord record;
-  record.origin = origin;
-  if (auto key = message.key()) record.key = std::string(*key);
-  record.value = std::string(message.value());
-  record.headers = message.headers();
-  record.timestamp_ms = message.timestamp_ms();
-  const std::uint64_t id = next_job_id_++;
-  auto job = std::make_unique<Job>(id, index, std::move(*ticket), stream.env, std::move(record));
-  Job& ref = *job;
-  jobs_.emplace(id, std::move(job));
-  // Records beyond the window wait here, so a finishing job starts the next one at once; the
-  // partitions are paused only when this backlog is full too (resuming costs a fetch round trip).
-  if (stream.flow.may_start(stream.inflight, stream.backlog.size())) {
-    begin(ref);
-  } else {
-    stream.backlog.push_back(id);
-  }
-  update_flow(stream);
-}
-
-void Pipeline::Impl::start_backlog(Stream& stream) {
-  while (stream.flow.has_slot(stream.inflight) && !stream.backlog.empty()) {
-    const std::uint64_t id = stream.backlog.front();
-    stream.backlog.pop_front();
-    if (Job* job = find_job(id)) begin(*job);
-  }
-}
-
-void Pipeline::Impl::update_flow(Stream& stream) {
-  if (stopping_) return;
-  switch (stream.flow.decide(stream.paused, stream.backlog.size())) {
-    case FlowDecision::kPause:
-      stream.consumer->pause(stream.assignment);
-      stream.paused = true;
-      break;
-    case FlowDecision::kResume:
-      stream.consumer->resume(stream.assignment);
-      stream.paused = false;
-      break;
-    case FlowDecision::kKeep:
-      break;
-  }
-  std::int64_t paused = 0;
-  for (const auto& s : streams_) paused += s->paused ? static_cast<std::int64_t>(s->assignment.size()) : 0;
   metrics_.set_paused_partitions(paused);
 }
 
 void Pipeline::Impl::commit_finished(kafka::CommitMode mode) {
   last_commit_ = SteadyClock::now();
-  const bool sync = mode == kafka::CommitMode::kSync;
-  auto ready = offsets_.committable();
-  for (auto& stream : streams_) {
-    std::vector<kafka::TopicPartition> commits;
-    std::vector<policy::CommitPosition> positions;
-    for (const auto& c : ready) {
-      auto in_flight = commits_in_flight_.find(c.partition);
-      if (!sync && in_flight != commits_in_flight_.end() && in_flight->second.offset == c.offset) continue;
-      for (const auto& tp : stream->assignment) {
-        if (c.partition.topic == tp.topic && c.partition.partition == tp.partition) {
-          commits.push_back({tp.topic, tp.partition, c.offset});
-          positions.push_back(c);
-        }
-      }
-    }
-    if (commits.empty()) continue;
-    if (sync) {
-      if (stream->consumer->commit(commits, mode) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        for (const auto& position : positions) offsets_.mark_committed(position);
-      }
-    } else {
-      for (const auto& position : positions) commits_in_flight_[position.partition] = position;
-      stream->consumer->commit(commits, mode);
-    }
-  }
-}
-
-void Pipeline::Impl::on_commit(rd_kafka_resp_err_t err, const std::vector<kafka::TopicPartition>& offsets) {
-  for (const auto& tp : offsets) {
-    auto it = commits_in_flight_.find({tp.topic, tp.partition});
-    if (it == commits_in_flight_.end() || it->second.offset != tp.offset) continue;
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) offsets_.mark_committed(it->second);
-    commits_in_flight_.erase(it);
-  }
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-    log(LogLevel::kWarning, std::string("offset commit failed (will retry): ") + rd_kafka_err2str(err));
-  }
+  for (auto& stream : streams_) stream->flow->commit(mode);
 }
 
 void Pipeline::Impl::schedule_housekeeping() {
@@ -534,32 +363,21 @@ void Pipeline::Impl::schedule_housekeeping() {
 void Pipeline::Impl::housekeeping() {
   // Poll even when nothing woke us: keeps the group membership alive while partitions are paused
   // (max.poll.interval.ms) and serves rebalance events promptly.
-  for (std::size_t i = 0; i < streams_.size(); ++i) drain_consumer(i);
+  for (auto& stream : streams_) stream->flow->drain_consumer();
   while (producer_->poll(0) > 0) {
   }
   if (SteadyClock::now() - last_commit_ >= config_.commit_interval)
     commit_finished(kafka::CommitMode::kAsync);
   std::int64_t inflight = 0;
   for (auto& stream : streams_) {
-    inflight += static_cast<std::int64_t>(stream->inflight);
-    for (const auto& tp : stream->assignment) {
-      auto marks = stream->consumer->watermarks(tp.topic, tp.partition);
-      auto committed = offsets_.position({tp.topic, tp.partition});
-      if (marks && committed) {
-        metrics_.set_lag(tp.topic, tp.partition, std::max<std::int64_t>(0, marks->second - *committed));
-      }
-    }
+    inflight += static_cast<std::int64_t>(stream->flow->inflight());
+    stream->flow->report_lag();
   }
   metrics_.set_inflight(inflight);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Carrying out the request machines' decisions
-
-void Pipeline::Impl::begin(Job& job) {
-  ++streams_[job.stream]->inflight;
-  deliver(job.id, [](RequestMachine& m, Actions& out) { m.start(out); });
-}
 
 template <class Event>
 void Pipeline::Impl::deliver(std::uint64_t job_id, Event&& event) {
@@ -636,7 +454,7 @@ void Pipeline::Impl::carry_out(Job& job, Action& action) {
         } else if constexpr (std::is_same_v<A, action::Produce>) {
           sink_->send(id, std::move(a.output));
         } else if constexpr (std::is_same_v<A, action::Finish>) {
-          offsets_.finish(job.ticket);
+          streams_[job.stream]->flow->finish(job.ticket);
           release(job);
         } else if constexpr (std::is_same_v<A, action::Abandon>) {
           release(job);
@@ -674,12 +492,10 @@ void Pipeline::Impl::wake(std::uint64_t job_id) {
 }
 
 void Pipeline::Impl::release(Job& job) {
-  Stream& stream = *streams_[job.stream];
+  PartitionFlow& flow = *streams_[job.stream]->flow;
   if (job.http_id != 0) dispatch_->cancel(job.http_id);
-  --stream.inflight;
   jobs_.erase(job.id);  // `job` is gone from here on
-  start_backlog(stream);
-  update_flow(stream);
+  flow.released();
 }
 
 Job* Pipeline::Impl::find_job(std::uint64_t id) {

@@ -22,9 +22,9 @@ struct EmbeddedResult {
 /// non-retryable 500 with the exception's message.
 using EmbeddedProvider = std::function<EmbeddedResult(std::string_view path, const std::string& body_json)>;
 
-/// The native pipeline (docs/architecture.md, docs/guarantees.md): consumes requests, calls providers asynchronously with retries
-/// and rate limits, stores results in Redis, publishes responses, token frames and dead letters,
-/// and commits offsets only over finished records.
+/// The native pipeline (docs/architecture.md, docs/guarantees.md): consumes requests, calls providers
+/// asynchronously with retries and rate limits, stores results in Redis, publishes responses, token frames
+/// and dead letters, and commits offsets only over finished records.
 ///
 /// Threads: start() runs one io thread (Kafka polling, HTTP, Redis, timers) plus librdkafka's own
 /// threads and, for embedded providers, a small pool. Every public method may be called from any

@@ -1,0 +1,104 @@
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kafka_llm/kafka/consumer.hpp"
+#include "kafka_llm/kafka/queue_watcher.hpp"
+#include "kafka_llm/metrics/pipeline_metrics.hpp"
+#include "kafka_llm/pipeline/flow_control.hpp"
+#include "kafka_llm/pipeline/pipeline_config.hpp"
+#include "kafka_llm/policy/offset_tracker.hpp"
+
+namespace kafka_llm::pipeline {
+
+/// One stream's side of Kafka (docs/architecture.md, "Partition flow"): its consumer, the partitions
+/// assigned to it, the in-flight window and the backlog behind it, pause/resume as FlowControl
+/// decides, and commits of contiguous finished work through its policy::OffsetTracker. Records are
+/// handed to the pipeline as jobs; the flow knows them only by id. Runs on the io thread.
+class PartitionFlow {
+ public:
+  struct Handlers {
+    /// A consumed record, begun in the tracker: make its job and return its id.
+    std::function<std::uint64_t(kafka::Message&& message, policy::OffsetTicket ticket)> record;
+    /// A job got a slot in the window: start it.
+    std::function<void(std::uint64_t job)> start;
+    /// A job that never started is dropped (its record is left to the partition's next owner).
+    std::function<void(std::uint64_t job)> drop;
+    /// `parts` are being revoked or lost: the started jobs of these partitions are told.
+    std::function<void(const std::vector<kafka::TopicPartition>& parts)> revoked;
+    /// The assignment or the paused state changed.
+    std::function<void()> changed;
+  };
+
+  /// Creates the consumer (group, cooperative-sticky, manual commits); throws like kafka::Consumer.
+  PartitionFlow(boost::asio::io_context& io, const StreamConfig& config, const kafka::Properties& kafka,
+                metrics::PipelineMetrics& metrics, const std::vector<std::string>& secrets,
+                Handlers handlers);
+  ~PartitionFlow();
+  PartitionFlow(const PartitionFlow&) = delete;
+  PartitionFlow& operator=(const PartitionFlow&) = delete;
+  PartitionFlow(PartitionFlow&&) = delete;
+  PartitionFlow& operator=(PartitionFlow&&) = delete;
+
+  void subscribe();
+  /// Starts serving the consumer's queue on the io thread.
+  void start_polling();
+  /// Serves up to a batch of consumer events, then posts itself again while events remain.
+  void drain_consumer();
+  /// A started job ended (finished or abandoned): frees its slot, starts the backlog, updates the flow.
+  void released();
+  /// Stop: pauses every partition and drops the backlog.
+  void stop_taking();
+  /// Commits the committable positions (asynchronously: skipping those already on their way).
+  void commit(kafka::CommitMode mode);
+  /// Lag of every assigned partition from the consumer's cached watermarks.
+  void report_lag();
+  /// Leaves the group (serving the final revoke) and releases the consumer.
+  void close();
+  void release_consumer();
+  /// Finishes a job's offset; stale tickets (after a revoke) are ignored.
+  void finish(const policy::OffsetTicket& ticket) { offsets_.finish(ticket); }
+
+  const StreamConfig& config() const noexcept { return config_; }
+  const std::vector<kafka::TopicPartition>& assignment() const noexcept { return assignment_; }
+  bool paused() const noexcept { return paused_; }
+  std::size_t inflight() const noexcept { return inflight_; }
+
+ private:
+  void on_rebalance(kafka::RebalanceKind kind, const std::vector<kafka::TopicPartition>& parts);
+  void revoke(kafka::RebalanceKind kind, const std::vector<kafka::TopicPartition>& parts);
+  void on_commit(rd_kafka_resp_err_t err, const std::vector<kafka::TopicPartition>& offsets);
+  void on_record(kafka::Message&& message);
+  void start_backlog();
+  void update_flow();
+
+  boost::asio::io_context& io_;
+  const StreamConfig& config_;
+  metrics::PipelineMetrics& metrics_;
+  const std::vector<std::string>& secrets_;
+  Handlers handlers_;
+  FlowControl flow_;
+  std::unique_ptr<kafka::Consumer> consumer_;
+  std::unique_ptr<kafka::QueueWatcher> watcher_;
+  std::vector<kafka::TopicPartition> assignment_;
+  std::size_t inflight_ = 0;  ///< jobs started (the maxHandlers window)
+  struct Waiting {
+    std::uint64_t job = 0;
+    policy::PartitionKey partition;
+  };
+  std::deque<Waiting> backlog_;  ///< consumed, waiting for a slot in the window
+  bool paused_ = false;
+  bool stopping_ = false;
+  policy::OffsetTracker offsets_;
+  std::map<policy::PartitionKey, policy::CommitPosition> commits_in_flight_;
+};
+
+}  // namespace kafka_llm::pipeline
