@@ -27,10 +27,10 @@ from pipeline_helpers import (
 )
 
 from kafka_llm import Pipeline
-from kafka_llm import dlq as dlq_module
 from kafka_llm import kafka as k
 from kafka_llm.devstack import StackInfo
 from kafka_llm.dlq import DEAD_LETTER_HEADERS, DeadLetter, ledger_topic, list_records, read_record, redrive
+from kafka_llm.dlq.reader import read_all
 from kafka_llm.errors import KafkaError
 
 ORIGINAL_HEADERS = [
@@ -167,10 +167,10 @@ def test_list_filters_by_class_time_request_id_and_limit(stack: StackInfo, fille
 
     # `since` seeks with the broker's time index instead of reading the partitions from the start.
     with k.admin(bs) as admin:
-        everything = dlq_module._read_all(admin, bs, None, dlq, 30)
+        everything = read_all(admin, bs, None, dlq, 30)
         late_ms = int(filled.between.timestamp() * 1000)
-        from_between = dlq_module._read_all(admin, bs, None, dlq, 30, since_ms=late_ms)
-        future = dlq_module._read_all(admin, bs, None, dlq, 30, since_ms=int(time.time() * 1000) + 3_600_000)
+        from_between = read_all(admin, bs, None, dlq, 30, since_ms=late_ms)
+        future = read_all(admin, bs, None, dlq, 30, since_ms=int(time.time() * 1000) + 3_600_000)
     assert len(everything) == 5 and future == []
     assert {r.timestamp_ms >= late_ms for r in from_between} == {True}
     assert len(from_between) == 2  # the late 400 and the poison record
