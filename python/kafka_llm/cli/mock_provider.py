@@ -16,6 +16,9 @@ def register(sub: Subcommands) -> None:
         description="Runs the native mock provider; every option after the command is passed to it "
         "(see `kafka-llm mock-provider --help`).",
         add_help=False,
+        # No option prefix argv can hold, so every argument (--help, --port ...) is the provider's:
+        # with "-" argparse takes them for unknown options of kafka-llm and refuses them.
+        prefix_chars="\0",
     )
     parser.add_argument("args", nargs=argparse.REMAINDER, help="options for the native mock provider")
     parser.set_defaults(func=_run)
