@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 
 import kafka_llm
 from kafka_llm.cli import build_parser
@@ -31,16 +32,6 @@ def _command_paths(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) 
 COMMANDS = _command_paths(build_parser())
 
 
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kafka_llm.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env if env is not None else dict(os.environ),
-    )
-
-
 def test_the_tree_has_every_command_of_the_product() -> None:
     top = {path[0] for path in COMMANDS}
     assert top == {"worker", "api", "dev", "mock-provider", "replay", "dlq", "batch", "keys", "bench"}
@@ -53,7 +44,7 @@ def test_the_tree_has_every_command_of_the_product() -> None:
 
 @pytest.mark.parametrize("path", [(), *COMMANDS], ids=lambda path: " ".join(path) or "kafka-llm")
 def test_every_command_answers_help_with_exit_0(path: tuple[str, ...]) -> None:
-    shown = _cli(*path, "--help")
+    shown = run_cli(*path, "--help")
     assert shown.returncode == 0, shown.stderr
     if path == ("mock-provider",):  # its options are the native provider's own
         assert shown.stdout.startswith("usage: kafka-llm-mock-provider") and "--latency-ms" in shown.stdout
@@ -62,7 +53,7 @@ def test_every_command_answers_help_with_exit_0(path: tuple[str, ...]) -> None:
 
 
 def test_mock_provider_passes_every_argument_to_the_native_provider() -> None:
-    refused = _cli("mock-provider", "--threads", "0")
+    refused = run_cli("mock-provider", "--threads", "0")
     assert refused.returncode == 2
     assert refused.stderr.startswith("kafka-llm-mock-provider: --threads: must be in [1, 256]"), (
         refused.stderr
@@ -87,14 +78,14 @@ def test_the_console_script_is_kafka_llm() -> None:
     ],
 )
 def test_dev_up_refuses_bad_numbers_naming_the_option(args: list[str], message: str) -> None:
-    refused = _cli("dev", "up", *args)
+    refused = run_cli("dev", "up", *args)
     assert refused.returncode == 2
     assert message in refused.stderr and refused.stdout == ""
 
 
 def test_a_command_failure_is_one_line_naming_the_command(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_LLM_TEST_UNSET"}
-    refused = _cli(
+    refused = run_cli(
         "dev",
         "up",
         "--state-dir",
@@ -110,7 +101,7 @@ def test_a_command_failure_is_one_line_naming_the_command(tmp_path: Path) -> Non
     assert not (tmp_path / "s").exists()
 
     no_kafka = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
-    unconnected = _cli("dlq", "list", "--topic", "t", env=no_kafka)
+    unconnected = run_cli("dlq", "list", "--topic", "t", env=no_kafka)
     assert unconnected.returncode == 2
     assert unconnected.stderr.startswith(
         "kafka-llm dlq list: error: invalid configuration: --bootstrap-servers"

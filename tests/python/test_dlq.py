@@ -4,16 +4,15 @@ provider calls fail through the mock provider's fault injection."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 from pipeline_helpers import (
     Topics,
     envelope,
@@ -192,13 +191,7 @@ def test_read_record_by_partition_and_offset(stack: StackInfo, filled: FilledDlq
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kafka_llm.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ),
-    )
+    return run_cli(*args)
 
 
 def test_cli_list_and_show(stack: StackInfo, filled: FilledDlq, tmp_path: Path) -> None:
