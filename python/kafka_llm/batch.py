@@ -1,15 +1,16 @@
-"""OpenAI Batch JSONL in and out through Kafka (DESIGN 8, ``kafka-llm batch``).
+"""OpenAI Batch JSONL in and out through Kafka (``kafka-llm batch``; ``docs/operations.md``,
+"Replay, dead letters and batch").
 
 The input is OpenAI's batch file: one request per line,
 ``{"custom_id": "...", "method": "POST", "url": "/v1/chat/completions", "body": {...}}`` with
 ``url`` one of ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``. Every line is
 checked before anything is produced; a bad file raises BatchInputError naming each bad line.
 
-Each request becomes a request envelope (DESIGN 3.1) on the stream's request topic, keyed by its
-request id ``<batch id>:<custom id>`` (so re-running a batch with the same ``batch_id`` re-publishes
-the results that are still ``done`` instead of calling the provider again). The responses are read
-from the stream's response topic, and the output file gets one line per input line, in input
-order, as OpenAI writes them::
+Each request becomes a request envelope (``docs/formats.md``, "Request envelope") on the stream's
+request topic, keyed by its request id ``<batch id>:<custom id>`` (so re-running a batch with the
+same ``batch_id`` re-publishes the results that are still ``done`` instead of calling the provider
+again). The responses are read from the stream's response topic, and the output file gets one line
+per input line, in input order, as OpenAI writes them::
 
     {"id": "batch_req_...", "custom_id": "...",
      "response": {"status_code": 200, "request_id": "...", "body": {...}}, "error": null}
@@ -22,7 +23,6 @@ response before the timeout gets ``response: null`` and
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -31,11 +31,9 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from kafka_llm import _cli_support as cli
 from kafka_llm import kafka as k
 from kafka_llm.config import Config, load_config
 from kafka_llm.errors import KafkaError, KafkaLlmError
@@ -372,60 +370,3 @@ def _send_and_collect(
         bar.update(len(responses), errors)
     bar.finish(len(responses), errors)
     return responses
-
-
-# --- CLI ----------------------------------------------------------------------------------------
-
-
-def register_cli(sub: Any) -> None:
-    parser = sub.add_parser(
-        "batch",
-        help="run an OpenAI Batch JSONL file through Kafka and write the OpenAI Batch output",
-        description="Checks every line of an OpenAI Batch input file (custom_id, method POST, url "
-        f"{', '.join(ENDPOINTS)}, body), produces the requests to the configured stream's request topic, "
-        "collects the responses from its response topic and writes OpenAI Batch output lines in input "
-        "order. Requests answered with an error carry its status and body; requests not answered before "
-        "--timeout get error code batch_expired.",
-    )
-    parser.add_argument("input", help="the batch input file (JSONL)")
-    parser.add_argument("output", help="where the output JSONL is written (replaced when complete)")
-    parser.add_argument("--config", "-c", required=True, help="the YAML configuration (Kafka and the stream)")
-    parser.add_argument(
-        "--stream", type=int, default=0, help="index of the stream in messaging.streams (default 0)"
-    )
-    parser.add_argument(
-        "--with-worker", action="store_true", help="run a pipeline worker in this process for the duration"
-    )
-    parser.add_argument(
-        "--timeout",
-        type=cli.duration_arg("--timeout"),
-        metavar="DURATION",
-        help="stop waiting for responses after this long, e.g. 10m (default: wait until all are answered)",
-    )
-    parser.add_argument("--batch-id", help="the batch id prefixing every request id (default: a new one)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    parser.set_defaults(func=lambda args: cli.run_command("batch", lambda: _run(args)))
-
-
-def _run(args: argparse.Namespace) -> int:
-    timeout: timedelta | None = args.timeout
-    try:
-        report = run_batch(
-            args.config,
-            args.input,
-            args.output,
-            stream=args.stream,
-            progress=not args.no_progress,
-            timeout=timeout.total_seconds() if timeout is not None else None,
-            with_worker=args.with_worker,
-            batch_id=args.batch_id,
-        )
-    except OSError as e:
-        raise ValueError(f"{e.filename}: {e.strerror}") from None
-    print(
-        f"kafka-llm batch: {report.batch_id}: {report.total} request(s), {report.completed} completed, "
-        f"{report.failed} failed, {report.expired} expired in {report.elapsed_s:.1f} s; "
-        f"output in {report.output_path}",
-        file=sys.stderr,
-    )
-    return 1 if report.expired else 0

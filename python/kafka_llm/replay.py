@@ -1,27 +1,24 @@
 """Replay: move a consumer group's committed offsets back (or forward) so its workers process
-records again (DESIGN 8, ``kafka-llm replay``).
+records again (``kafka-llm replay``; ``docs/operations.md``, "Replay, dead letters and batch").
 
 Kafka only lets a group's committed offsets be changed while the group has no active members: a
 running member would overwrite them with its own position on its next commit anyway. So a replay
 is: stop the workers, reset, start them again. ``allow_active`` waits for the group to empty
 instead of refusing at once, which suits a rolling stop of the workers.
 
-What the workers do with replayed records follows the delivery promises (DESIGN 4): a request
-whose result is still ``done`` in Redis (within the result TTL) is not sent to the provider again;
-its stored response is published again. Requests that ended in ``error`` (or whose results have
-expired) are processed again.
+What the workers do with replayed records follows the delivery promises (``docs/guarantees.md``,
+"Duplicates are bounded"): a request whose result is still ``done`` in Redis (within the result
+TTL) is not sent to the provider again; its stored response is published again. Requests that
+ended in ``error`` (or whose results have expired) are processed again.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from kafka_llm import _cli_support as cli
 from kafka_llm import kafka as k
 from kafka_llm.errors import GroupActiveError, KafkaError
 
@@ -227,120 +224,3 @@ def _wait_until_empty(
             raise _active_error(group, description, round(time.monotonic() - started, 1))
         time.sleep(_ACTIVE_POLL_S)
         description = admin.describe_group(group, timeout_ms)
-
-
-# --- CLI ----------------------------------------------------------------------------------------
-
-
-def register_cli(sub: Any) -> None:
-    parser = sub.add_parser(
-        "replay",
-        help="reset a consumer group's offsets so its workers process records again",
-        description="Sets a consumer group's committed offsets on a topic to a time, an offset, or a "
-        "duration ago, and prints partition / old / new. Kafka accepts offset changes only while the "
-        "group has no active members, so stop the group's workers first (or use --allow-active to wait "
-        "for them to leave), then start them again. Requests whose results are still 'done' in Redis "
-        "are not sent to the provider again: their stored responses are re-published.",
-    )
-    parser.add_argument(
-        "--group", "-g", help="the consumer group (default: the config's first stream's group)"
-    )
-    parser.add_argument(
-        "--topic", "-t", help="the topic (default: the config's first stream's request topic)"
-    )
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument(
-        "--to-datetime",
-        metavar="TIME",
-        type=cli.time_arg("--to-datetime"),
-        help="the first record at or after this ISO 8601 time (e.g. 2024-05-01T12:00:00Z; without an "
-        "offset it is local time)",
-    )
-    target.add_argument(
-        "--to-offset",
-        metavar="N|earliest|latest",
-        type=_offset_arg,
-        help="this offset on every partition, or the partitions' beginning or end",
-    )
-    target.add_argument(
-        "--by-duration",
-        metavar="DURATION",
-        type=cli.duration_arg("--by-duration"),
-        help="the first record of the last DURATION (e.g. 15m, 2h)",
-    )
-    parser.add_argument(
-        "--partitions", type=_partitions_arg, help="only these partitions, e.g. 0,1 (default: all)"
-    )
-    parser.add_argument(
-        "--allow-active",
-        action="store_true",
-        help="if the group has active members, wait (up to --active-timeout) for them to leave instead of "
-        "refusing; offsets are never changed while a member is active",
-    )
-    parser.add_argument(
-        "--active-timeout",
-        metavar="DURATION",
-        type=cli.duration_arg("--active-timeout"),
-        default=timedelta(seconds=60),
-        help="how long --allow-active waits for the group to empty (default: 60s)",
-    )
-    parser.add_argument(
-        "--dry-run", action="store_true", help="print the new offsets without changing anything"
-    )
-    cli.add_connection_args(parser)
-    parser.set_defaults(func=lambda args: cli.run_command("replay", lambda: _run(args)))
-
-
-def _offset_arg(text: str) -> int | str:
-    if text in ("earliest", "latest"):
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an offset, earliest or latest, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
-
-
-def _partitions_arg(text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be partition numbers like 0,1,2, got {text!r}") from None
-    if not values or any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"must be partition numbers like 0,1,2, got {text!r}")
-    return values
-
-
-def _run(args: argparse.Namespace) -> int:
-    connection = cli.resolve_connection(args)
-    stream = connection.config.streams[0] if connection.config is not None else None
-    group = args.group or (stream.group if stream else None)
-    topic = args.topic or (stream.requests_topic if stream else None)
-    if not group:
-        raise ValueError("--group: is required (or give --config with a stream)")
-    if not topic:
-        raise ValueError("--topic: is required (or give --config with a stream)")
-    resets = reset_offsets(
-        connection.bootstrap_servers,
-        group,
-        topic,
-        to_datetime=args.to_datetime,
-        to_offset=args.to_offset,
-        by_duration=args.by_duration,
-        partitions=args.partitions,
-        allow_active=args.allow_active,
-        dry_run=args.dry_run,
-        kafka_config=connection.properties,
-        active_timeout=args.active_timeout.total_seconds(),
-    )
-    cli.print_table(["partition", "old", "new"], [(r.partition, r.old_offset, r.new_offset) for r in resets])
-    again = sum(max(0, r.old_offset - r.new_offset) for r in resets if r.old_offset is not None)
-    verb = "would set" if args.dry_run else "set"
-    print(
-        f"kafka-llm replay: {verb} the committed offsets of group {group!r} on {topic!r} "
-        f"({len(resets)} partition(s); {again} record(s) behind the old offsets to process again)",
-        flush=True,
-    )
-    return 0

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import run_cli
 from pipeline_helpers import make_config, make_topics, mock_calls, write_worker_config
 
 from kafka_llm import Pipeline
@@ -163,13 +162,7 @@ def test_with_a_separate_worker_and_a_timeout_unanswered_requests_expire(
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kafka_llm.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ),
-    )
+    return run_cli(*args, timeout=120)
 
 
 def test_cli_runs_a_batch_with_an_in_process_worker(

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from cli_helpers import run_cli
 
 from kafka_llm.devstack import Stack, StackInfo
 from kafka_llm.devstack.kafka import KAFKA_VERSION, ensure_jars, jars_dir
@@ -78,14 +79,7 @@ def _topic_ready(bootstrap: str, topic: str, timeout: float = 30.0) -> KafkaTopi
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kafka_llm.cli", "dev", *args],
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-        env=env,
-        check=False,
-    )
+    return run_cli("dev", *args, env=env, timeout=CLI_TIMEOUT)
 
 
 # --- the session stack answers -------------------------------------------------------------------

@@ -4,16 +4,15 @@ provider calls fail through the mock provider's fault injection."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 from pipeline_helpers import (
     Topics,
     envelope,
@@ -27,10 +26,10 @@ from pipeline_helpers import (
 )
 
 from kafka_llm import Pipeline
-from kafka_llm import dlq as dlq_module
 from kafka_llm import kafka as k
 from kafka_llm.devstack import StackInfo
 from kafka_llm.dlq import DEAD_LETTER_HEADERS, DeadLetter, ledger_topic, list_records, read_record, redrive
+from kafka_llm.dlq.reader import read_all
 from kafka_llm.errors import KafkaError
 
 ORIGINAL_HEADERS = [
@@ -167,10 +166,10 @@ def test_list_filters_by_class_time_request_id_and_limit(stack: StackInfo, fille
 
     # `since` seeks with the broker's time index instead of reading the partitions from the start.
     with k.admin(bs) as admin:
-        everything = dlq_module._read_all(admin, bs, None, dlq, 30)
+        everything = read_all(admin, bs, None, dlq, 30)
         late_ms = int(filled.between.timestamp() * 1000)
-        from_between = dlq_module._read_all(admin, bs, None, dlq, 30, since_ms=late_ms)
-        future = dlq_module._read_all(admin, bs, None, dlq, 30, since_ms=int(time.time() * 1000) + 3_600_000)
+        from_between = read_all(admin, bs, None, dlq, 30, since_ms=late_ms)
+        future = read_all(admin, bs, None, dlq, 30, since_ms=int(time.time() * 1000) + 3_600_000)
     assert len(everything) == 5 and future == []
     assert {r.timestamp_ms >= late_ms for r in from_between} == {True}
     assert len(from_between) == 2  # the late 400 and the poison record
@@ -192,13 +191,7 @@ def test_read_record_by_partition_and_offset(stack: StackInfo, filled: FilledDlq
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kafka_llm.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ),
-    )
+    return run_cli(*args)
 
 
 def test_cli_list_and_show(stack: StackInfo, filled: FilledDlq, tmp_path: Path) -> None:

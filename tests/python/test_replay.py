@@ -4,9 +4,7 @@ a time, an offset or a duration ago, and a worker then processes exactly the rec
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -14,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 from pipeline_helpers import (
     Topics,
     envelope,
@@ -252,13 +251,7 @@ def test_bad_arguments_are_named(stack: StackInfo, unique_name: str) -> None:
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kafka_llm.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env or dict(os.environ),
-    )
+    return run_cli(*args, env=env or None)
 
 
 def test_cli_help_dry_run_reset_and_refusal(stack: StackInfo, unique_name: str, tmp_path: Path) -> None:

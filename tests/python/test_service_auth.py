@@ -7,13 +7,13 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from cli_helpers import run_cli
 from service_helpers import Service, postgres_available, postgres_server, service_on_stack
 from sqlalchemy import select, text
 
@@ -31,14 +31,7 @@ def service(stack: StackInfo, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def _cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KAFKA_LLM_DATABASE_URL": database_url}
-    return subprocess.run(
-        [sys.executable, "-m", "kafka_llm.cli", "keys", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    return run_cli("keys", *args, env={**os.environ, "KAFKA_LLM_DATABASE_URL": database_url})
 
 
 @pytest.mark.stack

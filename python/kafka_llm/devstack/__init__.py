@@ -16,7 +16,6 @@ or starts one in a temporary directory; its ``stop()`` stops only what it starte
 from __future__ import annotations
 
 from kafka_llm.devstack._part import DevStackError, PartStartError, Progress
-from kafka_llm.devstack.cli import register_cli
 from kafka_llm.devstack.lease import StackLease, use_stack
 from kafka_llm.devstack.stack import (
     PART_NAMES,
@@ -43,7 +42,6 @@ __all__ = [
     "StackLease",
     "StackStatus",
     "default_state_dir",
-    "register_cli",
     "stack_status",
     "start_stack",
     "stop_stack",

@@ -2,11 +2,7 @@
 
 Needs the ``service`` extra (``pip install 'kafka-llm[service]'``). Build the app with
 ``kafka_llm.service.app.create_app()``; importing this package alone pulls in nothing heavy, so the
-CLI can register ``api`` and ``keys`` without the extra installed.
+CLI (``kafka_llm.cli``) can offer ``api`` and ``keys`` without the extra installed.
 """
 
 from __future__ import annotations
-
-from kafka_llm.service.cli import register_cli
-
-__all__ = ["register_cli"]

@@ -1,54 +1,20 @@
-"""``kafka-llm dev up|down|status``."""
+"""``kafka-llm dev up|down|status``: the local stack (``kafka_llm.devstack``)."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import os
-import sys
-from typing import Any
 
-from kafka_llm.devstack._part import DevStackError
-from kafka_llm.devstack.stack import Stack, StackInfo, StackStatus, default_state_dir
+from kafka_llm.cli._common import Subcommands, add_json_flag, note, number_arg, print_json, set_command
+from kafka_llm.devstack import DevStackError, Stack, StackInfo, StackStatus, default_state_dir
 
-
-def _progress(message: str) -> None:
-    print(f"kafka-llm dev: {message}", file=sys.stderr, flush=True)
-
-
-def _error(command: str, message: str) -> int:
-    print(f"kafka-llm dev {command}: error: {message}", file=sys.stderr, flush=True)
-    return 1
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 < value < 65536:
-        raise argparse.ArgumentTypeError(f"not a TCP port: {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {value}")
-    return value
+_progress = functools.partial(note, "dev")
+_port = number_arg(int, lambda v: 0 < v < 65536, "not a TCP port", not_a_number="not a port number")
+_positive_int = number_arg(int, lambda v: v >= 1, "must be at least 1")
+_positive_float = number_arg(float, lambda v: v > 0, "must be positive")
+# What the local stack raises when a part cannot be started, stopped or asked: exit 1.
+_FAILURES = (DevStackError,)
 
 
 def _add_state_dir(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +25,7 @@ def _add_state_dir(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def register_cli(subparsers: Any) -> None:
+def register(subparsers: Subcommands) -> None:
     """Adds ``dev`` with the subcommands ``up``, ``down`` and ``status``."""
     dev = subparsers.add_parser(
         "dev",
@@ -106,8 +72,8 @@ def register_cli(subparsers: Any) -> None:
         metavar="S",
         help="seconds to wait for each part to answer (default: 60 for Kafka, 10 for the others)",
     )
-    up.add_argument("--json", action="store_true", help="print one JSON object with the endpoints")
-    up.set_defaults(func=_up)
+    add_json_flag(up, "print one JSON object with the endpoints")
+    set_command(up, "dev up", _up, _FAILURES)
 
     down = commands.add_parser(
         "down",
@@ -121,7 +87,7 @@ def register_cli(subparsers: Any) -> None:
         action="store_true",
         help="keep ports, broker data and logs: the next `dev up` continues where this one stopped",
     )
-    down.set_defaults(func=_down)
+    set_command(down, "dev down", _down, _FAILURES)
 
     status = commands.add_parser(
         "status",
@@ -130,8 +96,8 @@ def register_cli(subparsers: Any) -> None:
         "answers. Exits 0 when all parts answer, 1 otherwise.",
     )
     _add_state_dir(status)
-    status.add_argument("--json", action="store_true", help="print one JSON object")
-    status.set_defaults(func=_status)
+    add_json_flag(status, "print one JSON object")
+    set_command(status, "dev status", _status, _FAILURES)
 
 
 def _print_info(info: StackInfo, started: tuple[str, ...], state_dir_arg: str | None) -> None:
@@ -164,7 +130,7 @@ def _up(args: argparse.Namespace) -> int:
     if args.redis_password_env:
         password = os.environ.get(args.redis_password_env)
         if not password:
-            return _error("up", f"environment variable {args.redis_password_env} is not set or empty")
+            raise DevStackError(f"environment variable {args.redis_password_env} is not set or empty")
     try:
         stack = Stack(
             args.state_dir,
@@ -178,13 +144,11 @@ def _up(args: argparse.Namespace) -> int:
             progress=_progress,
         )
         info = stack.start()
-    except DevStackError as exc:
-        return _error("up", str(exc))
     except KeyboardInterrupt:
         _progress("interrupted; stopped what this command had started")
         return 130
     if args.json:
-        print(json.dumps(info.to_json()))
+        print_json(info.to_json())
     else:
         _print_info(info, stack.started_parts, args.state_dir)
     return 0
@@ -192,10 +156,7 @@ def _up(args: argparse.Namespace) -> int:
 
 def _down(args: argparse.Namespace) -> int:
     stack = Stack(args.state_dir)
-    try:
-        existed = stack.stop(keep_data=args.keep_data)
-    except DevStackError as exc:
-        return _error("down", str(exc))
+    existed = stack.stop(keep_data=args.keep_data)
     if not existed:
         print(f"no stack in {stack.state_dir}; nothing to stop")
     elif args.keep_data:
@@ -220,12 +181,9 @@ def _print_status(status: StackStatus) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    try:
-        status = Stack(args.state_dir).status()
-    except DevStackError as exc:
-        return _error("status", str(exc))
+    status = Stack(args.state_dir).status()
     if args.json:
-        print(json.dumps(status.to_json()))
+        print_json(status.to_json())
     else:
         _print_status(status)
     return 0 if status.ok else 1

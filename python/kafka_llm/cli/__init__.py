@@ -1,12 +1,15 @@
-"""The ``kafka-llm`` command line. Each area registers its own subcommands."""
+"""The ``kafka-llm`` command line: ``build_parser()`` and ``main()``. Each command's options and
+glue live in one module of this package (``worker``, ``dev``, ``replay``, ``dlq``, ...), what they
+share in ``_common``; the work itself is in the library modules they call."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 from kafka_llm import __version__
+
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,16 +17,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kafka-llm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from kafka_llm import batch, bench_cli, devstack, dlq, mock_provider, replay, service, worker
+    from kafka_llm.cli import api, batch, bench, dev, dlq, keys, mock_provider, replay, worker
 
-    worker.register_cli(sub)
-    devstack.register_cli(sub)
-    mock_provider.register_cli(sub)
-    replay.register_cli(sub)
-    dlq.register_cli(sub)
-    batch.register_cli(sub)
-    bench_cli.register_cli(sub)
-    service.register_cli(sub)
+    for command in (worker, dev, mock_provider, replay, dlq, batch, bench, api, keys):
+        command.register(sub)
     return parser
 
 
@@ -32,7 +29,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())

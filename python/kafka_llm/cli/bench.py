@@ -12,13 +12,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+
+from kafka_llm.cli._common import Subcommands, note
 
 _RUNNER = Path("bench") / "run.py"
 _ENV_CHECKOUT = "KAFKA_LLM_CHECKOUT"
 
 
-def register_cli(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     parser = sub.add_parser(
         "bench",
         help="run the benchmarks on a private local stack (needs a kafka-llm checkout)",
@@ -87,10 +88,10 @@ def _run(args: argparse.Namespace) -> int:
     root = find_checkout(args.checkout)
     if root is None:
         where = args.checkout or os.environ.get(_ENV_CHECKOUT) or f"{Path.cwd()} or its parents"
-        print(
-            f"kafka-llm bench: no kafka-llm checkout (with {_RUNNER}) at {where}; the benchmarks live "
+        note(
+            "bench",
+            f"no kafka-llm checkout (with {_RUNNER}) at {where}; the benchmarks live "
             f"in the repository: run this inside a checkout, or pass --checkout / set {_ENV_CHECKOUT}",
-            file=sys.stderr,
         )
         return 2
     return subprocess.call([sys.executable, str(root / _RUNNER), *runner_args(args)], cwd=root)
