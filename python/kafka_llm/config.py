@@ -196,4 +196,3 @@ def reference_markdown() -> str:
     for name, key, description in _core.config_env_overrides():
         lines.append(f"| `{name}` | `{key}` | {cell(description)} |")
     return "\n".join(lines) + "\n"
-
