@@ -17,8 +17,10 @@ class GroupActiveError(KafkaError):
         self.members = members
 
 
-def config_error(key: str, reason: str) -> ConfigError:
-    """A ConfigError naming ``key`` (e.g. ``providers[1].baseURL``), as the core raises them."""
-    error = ConfigError(f"invalid configuration: {key}: {reason}")
+def config_error(key: str, reason: str, file: str = "") -> ConfigError:
+    """A ConfigError naming ``key`` (e.g. ``providers[1].baseURL``) and, when given, the ``file``,
+    as the core raises them."""
+    where = f"{file}: " if file else ""
+    error = ConfigError(f"invalid configuration: {where}{key}: {reason}")
     error.key = key
     return error

@@ -37,7 +37,7 @@ class Pipeline:
 
     def __init__(self, config: Config | Mapping[str, Any] | str | Path) -> None:
         self.config = config if isinstance(config, Config) else load_config(config)
-        self._core = _core.Pipeline(self.config.to_core_json())
+        self._core = _core.Pipeline(self.config.core)
 
     def register_provider(self, name: str, fn: EmbeddedProvider) -> None:
         """Registers the callable behind a provider of kind ``python`` (before ``start()``)."""

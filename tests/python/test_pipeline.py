@@ -450,13 +450,14 @@ def test_a_bad_config_fails_at_start_naming_the_key(
     # The pipeline's own producer defaults (linger.ms) give way to the user's librdkafka
     # properties, so a bad one is reported, not silently replaced.
     for name in ("linger.ms", "queue.buffering.max.ms"):
-        bad = make_config(
-            stack,
-            make_topics(stack, f"{unique_name}-{name}"),
-            kafka={"bootstrap.servers": stack.bootstrap_servers, name: "soon"},
-        )
         with pytest.raises(ConfigError) as error:
-            Pipeline(bad)
+            Pipeline(
+                make_config(
+                    stack,
+                    make_topics(stack, f"{unique_name}-{name}"),
+                    kafka={"bootstrap.servers": stack.bootstrap_servers, name: "soon"},
+                )
+            )
         assert error.value.key == f"kafka.{name}"
     for circuit, key in (
         ({"failureRatio": 1.5}, "circuit.failureRatio"),

@@ -362,9 +362,8 @@ def test_bad_feature_values_fail_naming_the_key(
 def test_the_core_rejects_what_only_it_can_check_naming_the_key(
     stack: StackInfo, unique_name: str, extra: dict[str, Any], key: str, reason: str
 ) -> None:
-    config = make_config(stack, _topics(unique_name), stream_extra=extra)
     with pytest.raises(ConfigError) as error:
-        Pipeline(config)
+        Pipeline(make_config(stack, _topics(unique_name), stream_extra=extra))
     assert error.value.key == f"messaging.streams[0].{key}"
     assert reason in str(error.value)
 
@@ -392,8 +391,11 @@ def test_output_schema_file_is_relative_to_the_config_file_and_checked_at_worker
             }
         )
     )
-    loaded = load_config(config, env={})
-    assert loaded.streams[0].features == {"outputSchemaFile": str(tmp_path / "schema.json")}
+    # The schema is found next to the config file (not in the working directory) and checked at load.
+    with pytest.raises(ConfigError) as error:
+        load_config(config, env={})
+    assert error.value.key == "messaging.streams[0].outputSchemaFile"
+    assert "invalid JSON schema" in str(error.value) and "frobnicate" in str(error.value)
     result = subprocess.run(
         [sys.executable, "-m", "kafka_llm.cli", "worker", "--config", str(config)],
         capture_output=True,

@@ -2,8 +2,12 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -13,6 +17,7 @@
 #include "kafka_llm/features/prompt_template.hpp"
 #include "kafka_llm/features/redactor.hpp"
 #include "kafka_llm/kafka/client_config.hpp"
+#include "kafka_llm/pipeline/config_keys.hpp"
 #include "kafka_llm/redis/redis_client.hpp"
 
 namespace kafka_llm::pipeline {
@@ -20,12 +25,64 @@ namespace kafka_llm::pipeline {
 namespace {
 
 using nlohmann::json;
+using Environment = std::map<std::string, std::string, std::less<>>;
 
-/// Reads typed fields of one JSON object, naming `<path>.<field>` in every error.
-class Reader {
+// Providers known by name: their base URL and the variable holding their key.
+struct BuiltinProvider {
+  std::string_view name;
+  std::string_view base_url;
+  std::string_view key_env;
+};
+constexpr std::array kBuiltinProviders{
+    BuiltinProvider{"openai", "https://api.openai.com/v1", "OPENAI_API_KEY"},
+    BuiltinProvider{"groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"},
+};
+
+const BuiltinProvider* builtin_provider(std::string_view name) {
+  const auto* it = std::find_if(kBuiltinProviders.begin(), kBuiltinProviders.end(),
+                                [&](const BuiltinProvider& b) { return b.name == name; });
+  return it == kBuiltinProviders.end() ? nullptr : it;
+}
+
+std::string env_value(const Environment& env, std::string_view name) {
+  const auto it = env.find(name);
+  return it == env.end() ? std::string() : it->second;
+}
+
+std::string describe_type(const json& v) {
+  if (v.is_string()) return "a string";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_number()) return "a number";
+  if (v.is_array()) return "a list";
+  if (v.is_object()) return "a mapping";
+  return "null";
+}
+
+std::string format_number(double d) {
+  if (d == std::floor(d)) return std::to_string(static_cast<long long>(d));
+  std::ostringstream out;
+  out << d;
+  return out.str();
+}
+
+/// One mapping of the document: typed reads that name `<path>.<field>` in every error, defaults
+/// from the key table (`table` is the mapping's path there), and no key the table does not know.
+class Section {
  public:
-  Reader(const json& object, std::string path) : object_(object), path_(std::move(path)) {
+  Section(const json* object, std::string path, std::string table)
+      : object_(object == nullptr || object->is_null() ? empty() : *object),
+        path_(std::move(path)),
+        table_(std::move(table)) {
     if (!object_.is_object()) throw ConfigError(path_.empty() ? "config" : path_, "must be a mapping");
+    const auto known = config_children(table_);
+    for (const auto& [name, value] : object_.items()) {
+      if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+      const std::string suggestion = closest_key(name, known);
+      std::string list;
+      for (const auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+      throw ConfigError(key(name), suggestion.empty() ? "unknown key (known: " + list + ")"
+                                                      : "unknown key; did you mean " + suggestion + "?");
+    }
   }
 
   std::string key(std::string_view field) const {
@@ -35,64 +92,76 @@ class Reader {
     auto it = object_.find(field);
     return it == object_.end() || it->is_null() ? nullptr : &*it;
   }
+  Section child(std::string_view field) const { return {find(field), key(field), table_key(field)}; }
+  /// Item `index` of the list `list` (a list of mappings) at `field`.
+  Section item(std::string_view field, const json& list, std::size_t index) const {
+    return {&list[index], key(field) + "[" + std::to_string(index) + "]", table_key(field) + "[]"};
+  }
 
-  std::string string(std::string_view field, std::string fallback, bool required = false) const {
+  std::optional<std::string> optional_string(std::string_view field) const {
     const json* v = find(field);
-    if (v == nullptr) {
-      if (required) throw ConfigError(key(field), "is required");
-      return fallback;
-    }
-    if (!v->is_string()) throw ConfigError(key(field), "must be a string");
-    if (required && v->get_ref<const std::string&>().empty())
-      throw ConfigError(key(field), "must not be empty");
+    if (v == nullptr) return std::nullopt;
+    if (!v->is_string()) throw ConfigError(key(field), "must be a string, got " + describe_type(*v));
     return v->get<std::string>();
   }
-
-  double number(std::string_view field, double fallback, double min = 0) const {
-    const json* v = find(field);
-    if (v == nullptr) return fallback;
-    if (!v->is_number()) throw ConfigError(key(field), "must be a number");
-    const double d = v->get<double>();
-    if (d < min)
-      throw ConfigError(key(field), "must be at least " + std::to_string(static_cast<long long>(min)));
+  std::string string(std::string_view field) const {
+    if (auto value = optional_string(field)) return *std::move(value);
+    return value_or_default(field).get<std::string>();
+  }
+  std::string required_string(std::string_view field) const {
+    auto value = optional_string(field);
+    if (!value) throw ConfigError(key(field), "is required");
+    if (value->empty()) throw ConfigError(key(field), "must not be empty");
+    return *value;
+  }
+  double number(std::string_view field, double min = 0) const {
+    const json v = value_or_default(field);
+    if (!v.is_number()) throw ConfigError(key(field), "must be a number, got " + v.dump());
+    const double d = v.get<double>();
+    if (d < min) throw ConfigError(key(field), "must be at least " + format_number(min));
     return d;
   }
-
-  Millis millis(std::string_view field, Millis fallback, std::int64_t min = 0) const {
-    const json* v = find(field);
-    if (v == nullptr) return fallback;
-    if (!v->is_number()) throw ConfigError(key(field), "must be a duration in milliseconds");
-    const auto ms = static_cast<std::int64_t>(v->get<double>());
-    if (ms < min) throw ConfigError(key(field), "must be at least " + std::to_string(min) + " ms");
-    return Millis(ms);
+  std::int64_t integer(std::string_view field, std::int64_t min = 0) const {
+    const double d = number(field, static_cast<double>(min));
+    if (d != std::floor(d)) throw ConfigError(key(field), "must be a whole number, got " + format_number(d));
+    return static_cast<std::int64_t>(d);
   }
-
-  bool boolean(std::string_view field, bool fallback) const {
-    const json* v = find(field);
-    if (v == nullptr) return fallback;
-    if (!v->is_boolean()) throw ConfigError(key(field), "must be true or false");
-    return v->get<bool>();
+  Millis duration(std::string_view field, Millis min = Millis(0)) const {
+    const Millis ms = parse_duration(value_or_default(field), key(field));
+    if (ms < min) {
+      throw ConfigError(key(field), min == Millis(1)
+                                        ? std::string("must be longer than 0")
+                                        : "must be at least " + std::to_string(min.count()) + "ms");
+    }
+    return ms;
+  }
+  bool boolean(std::string_view field) const {
+    const json v = value_or_default(field);
+    if (!v.is_boolean()) throw ConfigError(key(field), "must be true or false");
+    return v.get<bool>();
   }
 
  private:
+  static const json& empty() {
+    static const json object = json::object();
+    return object;
+  }
+  std::string table_key(std::string_view field) const {
+    return table_.empty() ? std::string(field) : table_ + "." + std::string(field);
+  }
+  // The value, else the table's literal default; a key with a derived default is read otherwise.
+  json value_or_default(std::string_view field) const {
+    if (const json* v = find(field)) return *v;
+    auto fallback = config_default(table_key(field));
+    if (!fallback)
+      throw std::logic_error("configuration key " + table_key(field) + " has no literal default");
+    return *fallback;
+  }
+
   const json& object_;
   std::string path_;
+  std::string table_;
 };
-
-std::string property_value(const json& v, const std::string& key) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
-  if (v.is_number_integer()) return std::to_string(v.get<std::int64_t>());
-  if (v.is_number()) return v.dump();
-  throw ConfigError(key, "must be a string, number or boolean");
-}
-
-ProviderKind parse_kind(const std::string& kind, const std::string& key) {
-  if (kind == "openai") return ProviderKind::kOpenAI;
-  if (kind == "anthropic") return ProviderKind::kAnthropic;
-  if (kind == "python" || kind == "embedded") return ProviderKind::kEmbedded;
-  throw ConfigError(key, "unknown provider kind \"" + kind + "\" (accepted: openai, anthropic, python)");
-}
 
 // Builds a feature, turning its own error into a ConfigError that names the full key.
 template <class Build>
@@ -104,230 +173,479 @@ auto build_feature(const std::string& section, Build&& build) {
   }
 }
 
-std::vector<std::string> string_list(const Reader& r, std::string_view field) {
+void parse_prompt(const Section& s, StreamConfig& stream) {
+  if (s.find("prompt") == nullptr) return;
+  const Section p = s.child("prompt");
+  auto version = p.required_string("version");
+  auto system = p.string("system");
+  auto text = p.string("template");
+  stream.features["prompt"] = {{"version", version}, {"system", system}, {"template", text}};
+  stream.prompt = build_feature(s.key("prompt"), [&] {
+    return std::make_shared<const features::PromptTemplate>(
+        features::PromptTemplate::compile(std::move(version), std::move(system), text));
+  });
+}
+
+json read_schema_file(const std::string& path, const std::string& key) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(key, "cannot read " + path + ": " + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  json document = json::parse(text.str(), nullptr, false);
+  if (document.is_discarded()) throw ConfigError(key, path + " is not valid JSON");
+  return document;
+}
+
+void parse_output_schema(const Section& s, const std::filesystem::path& base_dir, StreamConfig& stream) {
+  const json* schema = s.find("outputSchema");
+  const json* schema_file = s.find("outputSchemaFile");
+  if (schema == nullptr && schema_file == nullptr) return;
+  if (schema != nullptr && schema_file != nullptr) {
+    throw ConfigError(s.key("outputSchemaFile"), "give either outputSchema or outputSchemaFile, not both");
+  }
+  std::string key = s.key(schema != nullptr ? "outputSchema" : "outputSchemaFile");
+  json document;
+  if (schema != nullptr) {
+    if (!schema->is_object() && !schema->is_boolean())
+      throw ConfigError(key, "must be a JSON schema (a mapping)");
+    document = *schema;
+    stream.features["outputSchema"] = document;
+  } else {
+    const std::string path = (base_dir / s.required_string("outputSchemaFile")).string();
+    stream.features["outputSchemaFile"] = path;
+    document = read_schema_file(path, key);
+  }
+  try {
+    stream.output_schema =
+        std::make_shared<const features::JsonSchema>(features::JsonSchema::compile(document));
+  } catch (const std::invalid_argument& e) {
+    // The schema's message is "<JSON pointer in the schema>: <reason>"; the root's pointer is "".
+    std::string_view message = e.what();
+    const std::size_t colon = message.find(": ");
+    std::string where =
+        colon == std::string_view::npos ? std::string() : std::string(message.substr(0, colon));
+    std::string reason(colon == std::string_view::npos ? message : message.substr(colon + 2));
+    throw ConfigError(std::move(key), "invalid JSON schema at " +
+                                          (where.empty() ? std::string("the root") : where) + ": " + reason);
+  }
+}
+
+std::vector<std::string> string_list(const Section& r, std::string_view field, std::string_view what) {
   std::vector<std::string> out;
   const json* list = r.find(field);
   if (list == nullptr) return out;
-  if (!list->is_array()) throw ConfigError(r.key(field), "must be a list of strings");
+  if (!list->is_array()) throw ConfigError(r.key(field), "must be a list of " + std::string(what));
   for (std::size_t i = 0; i < list->size(); ++i) {
-    if (!(*list)[i].is_string()) {
-      throw ConfigError(r.key(field) + "[" + std::to_string(i) + "]", "must be a string");
-    }
+    const std::string key = r.key(field) + "[" + std::to_string(i) + "]";
+    if (!(*list)[i].is_string()) throw ConfigError(key, "must be a string");
+    if ((*list)[i].get_ref<const std::string&>().empty()) throw ConfigError(key, "must not be empty");
     out.push_back((*list)[i].get<std::string>());
   }
   return out;
 }
 
-// The streaming-architecture features of one stream (DESIGN 8). Their keys keep the YAML names.
-void parse_stream_features(const Reader& s, StreamConfig& stream) {
-  if (const json* prompt = s.find("prompt")) {
-    const Reader p(*prompt, s.key("prompt"));
-    auto version = p.string("version", "", true);
-    auto system = p.string("system", "");
-    auto text = p.string("template", "");
-    stream.prompt = build_feature(s.key("prompt"), [&] {
-      return std::make_shared<const features::PromptTemplate>(
-          features::PromptTemplate::compile(std::move(version), std::move(system), text));
-    });
-  }
-  const json* schema = s.find("outputSchema");
-  const json* schema_file = s.find("outputSchemaFile");
-  if (schema != nullptr && schema_file != nullptr) {
-    throw ConfigError(s.key("outputSchemaFile"), "give either outputSchema or outputSchemaFile, not both");
-  }
-  if (schema != nullptr || schema_file != nullptr) {
-    std::string key = s.key(schema != nullptr ? "outputSchema" : "outputSchemaFile");
-    json document;
-    if (schema != nullptr) {
-      document = *schema;
-    } else {
-      const std::string path = s.string("outputSchemaFile", "", true);
-      std::ifstream in(path, std::ios::binary);
-      if (!in) throw ConfigError(key, "cannot read " + path + ": " + std::strerror(errno));
-      std::ostringstream text;
-      text << in.rdbuf();
-      document = json::parse(text.str(), nullptr, false);
-      if (document.is_discarded()) throw ConfigError(key, path + " is not valid JSON");
-    }
-    try {
-      stream.output_schema =
-          std::make_shared<const features::JsonSchema>(features::JsonSchema::compile(document));
-    } catch (const std::invalid_argument& e) {
-      // The schema's message is "<JSON pointer in the schema>: <reason>"; the root's pointer is "".
-      std::string_view message = e.what();
-      const std::size_t colon = message.find(": ");
-      std::string where =
-          colon == std::string_view::npos ? std::string() : std::string(message.substr(0, colon));
-      std::string reason(colon == std::string_view::npos ? message : message.substr(colon + 2));
-      throw ConfigError(
-          std::move(key),
-          "invalid JSON schema at " + (where.empty() ? std::string("the root") : where) + ": " + reason);
-    }
-  }
-  if (const json* redact = s.find("redact")) {
-    const Reader r(*redact, s.key("redact"));
-    features::RedactionRules rules;
-    rules.emails = r.boolean("emails", false);
-    rules.phones = r.boolean("phones", false);
-    rules.cards = r.boolean("cards", false);
-    if (const json* patterns = r.find("patterns")) {
-      if (!patterns->is_array())
-        throw ConfigError(r.key("patterns"), "must be a list of {name, regex, replacement}");
-      for (std::size_t i = 0; i < patterns->size(); ++i) {
-        const Reader p((*patterns)[i], r.key("patterns") + "[" + std::to_string(i) + "]");
-        rules.patterns.push_back(
-            {p.string("name", "", true), p.string("regex", "", true), p.string("replacement", "")});
+void parse_redact(const Section& s, StreamConfig& stream) {
+  if (s.find("redact") == nullptr) return;
+  const Section r = s.child("redact");
+  features::RedactionRules rules;
+  rules.emails = r.boolean("emails");
+  rules.phones = r.boolean("phones");
+  rules.cards = r.boolean("cards");
+  json patterns_view = json::array();
+  if (const json* patterns = r.find("patterns")) {
+    if (!patterns->is_array())
+      throw ConfigError(r.key("patterns"), "must be a list of {name, regex, replacement}");
+    for (std::size_t i = 0; i < patterns->size(); ++i) {
+      const Section p = r.item("patterns", *patterns, i);
+      features::RedactionPattern pattern{p.required_string("name"), p.required_string("regex"),
+                                         p.string("replacement")};
+      for (const auto& earlier : rules.patterns) {
+        if (earlier.name == pattern.name) {
+          throw ConfigError(p.key("name"), "duplicate pattern name \"" + pattern.name + "\"");
+        }
       }
-    }
-    rules.fields = string_list(r, "fields");
-    if (rules.emails || rules.phones || rules.cards || !rules.patterns.empty() || !rules.fields.empty()) {
-      stream.redactor = build_feature(
-          s.key("redact"), [&] { return std::make_shared<const features::Redactor>(std::move(rules)); });
+      patterns_view.push_back(
+          {{"name", pattern.name}, {"regex", pattern.regex}, {"replacement", pattern.replacement}});
+      rules.patterns.push_back(std::move(pattern));
     }
   }
-  if (const json* review = s.find("humanReview")) {
-    const Reader h(*review, s.key("humanReview"));
-    HumanReviewConfig config;
-    config.topic = h.string("topic", "", true);
-    if (h.find("sampleRate") == nullptr) throw ConfigError(h.key("sampleRate"), "is required");
-    config.sample_rate = h.number("sampleRate", 0);
-    if (config.sample_rate > 1) throw ConfigError(h.key("sampleRate"), "must be between 0 and 1");
-    stream.human_review = std::move(config);
-  }
-  if (const json* dedupe = s.find("dedupe")) {
-    const Reader d(*dedupe, s.key("dedupe"));
-    if (d.find("window_ms") == nullptr) throw ConfigError(d.key("window"), "is required");
-    stream.dedupe_window = d.millis("window_ms", Millis(0), 1);
+  rules.fields = string_list(r, "fields", "JSON field names");
+  stream.features["redact"] = {{"emails", rules.emails},
+                               {"phones", rules.phones},
+                               {"cards", rules.cards},
+                               {"patterns", patterns_view},
+                               {"fields", rules.fields}};
+  if (rules.emails || rules.phones || rules.cards || !rules.patterns.empty() || !rules.fields.empty()) {
+    stream.redactor = build_feature(
+        s.key("redact"), [&] { return std::make_shared<const features::Redactor>(std::move(rules)); });
   }
 }
 
-}  // namespace
+void parse_review_and_dedupe(const Section& s, StreamConfig& stream) {
+  if (s.find("humanReview") != nullptr) {
+    const Section h = s.child("humanReview");
+    HumanReviewConfig config;
+    config.topic = h.required_string("topic");
+    if (h.find("sampleRate") == nullptr) throw ConfigError(h.key("sampleRate"), "is required");
+    config.sample_rate = h.number("sampleRate", 0);
+    if (config.sample_rate > 1) throw ConfigError(h.key("sampleRate"), "must be between 0 and 1");
+    stream.features["humanReview"] = {{"topic", config.topic}, {"sampleRate", config.sample_rate}};
+    stream.human_review = std::move(config);
+  }
+  if (s.find("dedupe") != nullptr) {
+    const Section d = s.child("dedupe");
+    if (d.find("window") == nullptr) throw ConfigError(d.key("window"), "is required");
+    stream.dedupe_window = d.duration("window", Millis(1));
+    stream.features["dedupe"] = {{"window_ms", stream.dedupe_window->count()}};
+  }
+}
 
-PipelineConfig PipelineConfig::from_json(const json& root) {
-  PipelineConfig config;
-  Reader top(root, "");
+// KubeAI's URLs: `kafka://<group>?topic=<topic>` for requests, `kafka://<topic>` otherwise.
+// Returns {group, topic}; the group is empty for the second form.
+std::pair<std::string, std::string> kafka_url(const std::string& url, const std::string& key,
+                                              bool want_group) {
+  constexpr std::string_view scheme = "kafka://";
+  if (!url.starts_with(scheme)) throw ConfigError(key, "must be a kafka:// URL, got \"" + url + "\"");
+  const std::string rest = url.substr(scheme.size());
+  const std::size_t host_end = rest.find_first_of("/?#");
+  const std::string host = rest.substr(0, host_end);
+  if (!want_group) {
+    std::string topic = host;
+    if (topic.empty() && host_end != std::string::npos && rest[host_end] == '/') {
+      topic = rest.substr(host_end + 1, rest.find_first_of("?#", host_end) - host_end - 1);
+      topic.erase(0, topic.find_first_not_of('/'));
+    }
+    if (topic.empty()) throw ConfigError(key, "must look like kafka://<topic>");
+    return {"", topic};
+  }
+  std::string topic;
+  const std::size_t query = rest.find('?');
+  if (query != std::string::npos) {
+    std::istringstream params(rest.substr(query + 1, rest.find('#', query) - query - 1));
+    for (std::string param; topic.empty() && std::getline(params, param, '&');) {
+      if (param.starts_with("topic=")) topic = param.substr(6);
+    }
+  }
+  if (host.empty() || topic.empty())
+    throw ConfigError(key, "must look like kafka://<consumer group>?topic=<topic>");
+  return {host, topic};
+}
 
-  if (const json* kafka = top.find("kafka")) {
+StreamConfig parse_stream(const Section& s, const std::filesystem::path& base_dir) {
+  StreamConfig stream;
+  auto [group, requests] = kafka_url(s.required_string("requestsURL"), s.key("requestsURL"), true);
+  stream.group = std::move(group);
+  stream.requests_topic = std::move(requests);
+  stream.responses_topic = kafka_url(s.required_string("responsesURL"), s.key("responsesURL"), false).second;
+  const std::string dlq = s.optional_string("dlqURL").value_or("");
+  stream.dlq_topic =
+      dlq.empty() ? stream.requests_topic + ".dlq" : kafka_url(dlq, s.key("dlqURL"), false).second;
+  stream.max_handlers = static_cast<std::size_t>(s.integer("maxHandlers", 1));
+  parse_prompt(s, stream);
+  parse_output_schema(s, base_dir, stream);
+  parse_redact(s, stream);
+  parse_review_and_dedupe(s, stream);
+  return stream;
+}
+
+// The streams of `messaging`; the first one takes the environment's topics and group, and a
+// document without streams gets one made of the defaults and the environment.
+void parse_streams(const Section& messaging, const Environment& env, const std::filesystem::path& base_dir,
+                   PipelineConfig& config) {
+  if (const json* list = messaging.find("streams")) {
+    if (!list->is_array()) throw ConfigError(messaging.key("streams"), "must be a list");
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      config.streams.push_back(parse_stream(messaging.item("streams", *list, i), base_dir));
+    }
+  }
+  if (config.streams.empty()) {
+    StreamConfig stream;
+    stream.group = "kafka-llm";
+    stream.requests_topic = "llm.requests";
+    stream.responses_topic = "llm.responses";
+    stream.dlq_topic = "llm.dlq";
+    stream.max_handlers =
+        static_cast<std::size_t>(config_default("messaging.streams[].maxHandlers")->get<int>());
+    config.streams.push_back(std::move(stream));
+  }
+  StreamConfig& first = config.streams.front();
+  for (auto [name, field] :
+       {std::pair{"KAFKA_GROUP_ID", &first.group}, std::pair{"REQUEST_TOPIC", &first.requests_topic},
+        std::pair{"RESPONSE_TOPIC", &first.responses_topic}, std::pair{"DLQ_TOPIC", &first.dlq_topic}}) {
+    if (auto value = env_value(env, name); !value.empty()) *field = std::move(value);
+  }
+}
+
+std::string property_value(const json& v, const std::string& key) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  if (v.is_number_integer()) return std::to_string(v.get<std::int64_t>());
+  if (v.is_number()) return v.dump();
+  throw ConfigError(key, "must be a string, number or boolean");
+}
+
+void parse_kafka(const json* kafka, const Environment& env, PipelineConfig& config) {
+  if (kafka != nullptr) {
     if (!kafka->is_object()) throw ConfigError("kafka", "must be a mapping of librdkafka properties");
     for (const auto& [name, value] : kafka->items()) {
       kafka::set_property(config.kafka, name, property_value(value, "kafka." + name));
     }
   }
-  auto has_bootstrap = std::any_of(config.kafka.begin(), config.kafka.end(), [](const auto& p) {
+  if (auto servers = env_value(env, "KAFKA_BOOTSTRAP_SERVERS"); !servers.empty()) {
+    kafka::set_property(config.kafka, "bootstrap.servers", std::move(servers));
+  }
+  const bool has_bootstrap = std::any_of(config.kafka.begin(), config.kafka.end(), [](const auto& p) {
     return p.first == "bootstrap.servers" && !p.second.empty();
   });
-  if (!has_bootstrap) throw ConfigError("kafka.bootstrap.servers", "is required");
+  if (!has_bootstrap)
+    throw ConfigError("kafka.bootstrap.servers", "is required (or set KAFKA_BOOTSTRAP_SERVERS)");
   (void)kafka::make_conf(config.kafka);  // unknown or invalid librdkafka properties fail now, named
+}
 
-  const json* streams = top.find("streams");
-  if (streams == nullptr || !streams->is_array() || streams->empty()) {
-    throw ConfigError("messaging.streams", "at least one stream is required");
-  }
-  for (std::size_t i = 0; i < streams->size(); ++i) {
-    Reader s((*streams)[i], "messaging.streams[" + std::to_string(i) + "]");
-    StreamConfig stream;
-    stream.group = s.string("group", "", true);
-    stream.requests_topic = s.string("requests_topic", "", true);
-    stream.responses_topic = s.string("responses_topic", "", true);
-    stream.dlq_topic = s.string("dlq_topic", "", true);
-    stream.max_handlers = static_cast<std::size_t>(s.number("max_handlers", 5000, 1));
-    parse_stream_features(s, stream);
-    config.streams.push_back(std::move(stream));
-  }
-
-  if (const json* redis = top.find("redis")) {
-    Reader r(*redis, "redis");
-    config.redis.url = r.string("url", config.redis.url);
-    config.redis.key_prefix = r.string("key_prefix", config.redis.key_prefix);
-    config.redis.result_ttl = r.millis("result_ttl_ms", config.redis.result_ttl, 1);
-    config.redis.command_timeout = r.millis("command_timeout_ms", config.redis.command_timeout, 1);
-  }
-  (void)redis::parse_redis_url(config.redis.url, "redis.url");
-
-  const json* providers = top.find("providers");
-  if (providers == nullptr || !providers->is_array() || providers->empty()) {
-    throw ConfigError("providers", "at least one provider is required");
-  }
-  for (std::size_t i = 0; i < providers->size(); ++i) {
-    const std::string path = "providers[" + std::to_string(i) + "]";
-    Reader p((*providers)[i], path);
-    ProviderConfig provider;
-    provider.name = p.string("name", "", true);
-    if (config.find_provider(provider.name) != nullptr) {
-      throw ConfigError(p.key("name"), "duplicate provider name \"" + provider.name + "\"");
+void parse_redis(const Section& r, const Environment& env, PipelineConfig& config) {
+  std::string key = r.key("url");
+  config.redis.url = r.string("url");
+  const std::string host = env_value(env, "REDIS_HOST");
+  const std::string port = env_value(env, "REDIS_PORT");
+  if (auto url = env_value(env, "REDIS_URL"); !url.empty()) {
+    key = "REDIS_URL";
+    config.redis.url = std::move(url);
+  } else if (!host.empty() || !port.empty()) {
+    if (!port.empty() && port.find_first_not_of("0123456789") != std::string::npos) {
+      throw ConfigError("REDIS_PORT", "must be a port number");
     }
-    provider.kind = parse_kind(p.string("kind", "openai"), p.key("kind"));
-    provider.unix_socket = p.string("unix_socket", "");
-    provider.base_url = p.string("base_url", "", provider.kind != ProviderKind::kEmbedded);
-    while (!provider.base_url.empty() && provider.base_url.back() == '/') provider.base_url.pop_back();
-    if (provider.kind != ProviderKind::kEmbedded && !provider.base_url.starts_with("http://") &&
-        !provider.base_url.starts_with("https://")) {
-      throw ConfigError(p.key("base_url"), "must start with http:// or https://");
+    key = "REDIS_HOST";
+    config.redis.url =
+        "redis://" + (host.empty() ? "127.0.0.1" : host) + ":" + (port.empty() ? "6379" : port) + "/0";
+  }
+  if (!config.redis.url.starts_with("redis://") && !config.redis.url.starts_with("unix://")) {
+    throw ConfigError(key, "must start with redis:// or unix://");
+  }
+  (void)redis::parse_redis_url(config.redis.url, key);
+  config.redis.key_prefix = r.string("keyPrefix");
+  config.redis.result_ttl = r.duration("resultTTL", Millis(1));
+}
+
+ProviderKind parse_kind(const Section& p, const std::string& name) {
+  const std::string kind = p.optional_string("kind").value_or(name == "anthropic" ? "anthropic" : "openai");
+  if (kind == "openai") return ProviderKind::kOpenAI;
+  if (kind == "anthropic") return ProviderKind::kAnthropic;
+  if (kind == "python") return ProviderKind::kEmbedded;
+  throw ConfigError(p.key("kind"), "must be openai, anthropic or python, got \"" + kind + "\"");
+}
+
+void parse_provider_lists(const Section& p, ProviderConfig& provider) {
+  if (const json* headers = p.find("headers")) {
+    if (!headers->is_object()) throw ConfigError(p.key("headers"), "must be a mapping of strings");
+    for (const auto& [name, value] : headers->items()) {
+      if (!value.is_string()) throw ConfigError(p.key("headers") + "." + name, "must be a string");
+      provider.extra_headers.emplace_back(name, value.get<std::string>());
     }
-    provider.api_key = p.string("api_key", "");
-    if (const json* headers = p.find("headers")) {
-      if (!headers->is_object()) throw ConfigError(p.key("headers"), "must be a mapping");
-      for (const auto& [name, value] : headers->items()) {
-        if (!value.is_string()) throw ConfigError(p.key("headers") + "." + name, "must be a string");
-        provider.extra_headers.emplace_back(name, value.get<std::string>());
+  }
+  provider.models = string_list(p, "models", "model names");
+}
+
+ProviderConfig parse_provider(const Section& p, const Environment& env) {
+  ProviderConfig provider;
+  provider.name = p.required_string("name");
+  provider.kind = parse_kind(p, provider.name);
+  const BuiltinProvider* builtin = builtin_provider(provider.name);
+  const bool needs_url = provider.kind != ProviderKind::kEmbedded;
+  if (needs_url && builtin == nullptr) {
+    provider.base_url = p.required_string("baseURL");
+  } else {
+    provider.base_url =
+        p.optional_string("baseURL").value_or(builtin == nullptr ? "" : std::string(builtin->base_url));
+  }
+  if (needs_url && !provider.base_url.starts_with("http://") && !provider.base_url.starts_with("https://")) {
+    throw ConfigError(p.key("baseURL"), "must start with http:// or https://");
+  }
+  while (!provider.base_url.empty() && provider.base_url.back() == '/') provider.base_url.pop_back();
+  provider.api_key = p.string("apiKey");
+  const std::string key_env =
+      p.optional_string("apiKeyEnv").value_or(builtin == nullptr ? "" : std::string(builtin->key_env));
+  if (provider.api_key.empty() && !key_env.empty()) {
+    provider.api_key = env_value(env, key_env);
+    if (provider.api_key.empty() && p.find("apiKeyEnv") != nullptr) {
+      throw ConfigError(p.key("apiKeyEnv"), "environment variable " + key_env + " is not set");
+    }
+  }
+  provider.unix_socket = p.string("unixSocket");
+  parse_provider_lists(p, provider);
+  provider.rpm = p.number("rpm");
+  provider.tpm = p.number("tpm");
+  provider.shared_limits = p.boolean("shared");
+  provider.connect_timeout = p.duration("connectTimeout", Millis(1));
+  provider.first_byte_timeout = p.duration("firstByteTimeout", Millis(1));
+  provider.max_concurrency = static_cast<std::size_t>(p.integer("maxConcurrency"));
+  return provider;
+}
+
+void parse_providers(const Section& top, const Environment& env, PipelineConfig& config) {
+  if (const json* list = top.find("providers")) {
+    if (!list->is_array()) throw ConfigError("providers", "must be a list");
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const Section p = top.item("providers", *list, i);
+      ProviderConfig provider = parse_provider(p, env);
+      if (config.find_provider(provider.name) != nullptr) {
+        throw ConfigError(p.key("name"), "duplicate provider name \"" + provider.name + "\"");
       }
+      config.providers.push_back(std::move(provider));
     }
-    if (const json* models = p.find("models")) {
-      if (!models->is_array()) throw ConfigError(p.key("models"), "must be a list of model names");
-      for (const auto& m : *models) {
-        if (!m.is_string()) throw ConfigError(p.key("models"), "must be a list of strings");
-        provider.models.push_back(m.get<std::string>());
-      }
-    }
-    provider.rpm = p.number("rpm", 0);
-    provider.tpm = p.number("tpm", 0);
-    provider.shared_limits = p.boolean("shared", false);
-    provider.connect_timeout = p.millis("connect_timeout_ms", provider.connect_timeout, 1);
-    provider.first_byte_timeout = p.millis("first_byte_timeout_ms", provider.first_byte_timeout, 1);
-    provider.max_concurrency = static_cast<std::size_t>(p.number("max_concurrency", 0));
-    config.providers.push_back(std::move(provider));
   }
-  config.default_provider = top.string("default_provider", config.providers.front().name);
+  if (config.providers.empty()) {
+    for (const auto& builtin : kBuiltinProviders) {
+      std::string key = env_value(env, builtin.key_env);
+      if (key.empty()) continue;
+      ProviderConfig provider;
+      provider.name = builtin.name;
+      provider.base_url = builtin.base_url;
+      provider.api_key = std::move(key);
+      config.providers.push_back(std::move(provider));
+    }
+  }
+  if (config.providers.empty()) {
+    throw ConfigError("providers",
+                      "at least one provider is required (or set OPENAI_API_KEY / GROQ_API_KEY)");
+  }
+  config.default_provider = top.optional_string("defaultProvider").value_or(config.providers.front().name);
   if (config.find_provider(config.default_provider) == nullptr) {
-    throw ConfigError("default_provider",
-                      "names no configured provider: \"" + config.default_provider + "\"");
+    throw ConfigError("defaultProvider", "names no configured provider: \"" + config.default_provider + "\"");
   }
+}
 
-  if (const json* retry = top.find("retry")) {
-    Reader r(*retry, "retry");
-    config.retry.max_attempts = static_cast<int>(r.number("max_attempts", config.retry.max_attempts, 1));
-    config.retry.initial_backoff = r.millis("initial_backoff_ms", config.retry.initial_backoff);
-    config.retry.max_backoff = r.millis("max_backoff_ms", config.retry.max_backoff);
-    config.retry.error_max_backoff = r.millis("error_max_backoff_ms", config.retry.error_max_backoff);
-    config.retry.request_timeout = r.millis("request_timeout_ms", config.retry.request_timeout, 1);
-    config.retry.max_malformed_retries =
-        static_cast<int>(r.number("max_malformed_retries", config.retry.max_malformed_retries));
-  }
+void parse_retry(const Section& r, const Section& messaging, PipelineConfig& config) {
+  config.retry.max_attempts = static_cast<int>(r.integer("maxAttempts", 1));
+  config.retry.initial_backoff = r.duration("initialBackoff");
+  config.retry.max_backoff = r.duration("maxBackoff");
+  config.retry.request_timeout = r.duration("requestTimeout", Millis(1));
+  config.retry.max_malformed_retries = static_cast<int>(r.integer("maxMalformedRetries"));
+  config.retry.error_max_backoff = messaging.duration("errorMaxBackoff");
   try {
     (void)policy::RetryPolicy(config.retry);
   } catch (const std::invalid_argument& e) {
     throw ConfigError("retry", e.what());
   }
-  if (const json* circuit = top.find("circuit")) {
-    Reader c(*circuit, "circuit");
-    config.circuit.failure_threshold =
-        static_cast<int>(c.number("failure_threshold", config.circuit.failure_threshold, 1));
-    config.circuit.failure_ratio = c.number("failure_ratio", config.circuit.failure_ratio);
-    if (config.circuit.failure_ratio > 1) {
-      throw ConfigError("circuit.failure_ratio", "must be between 0 and 1 (0 turns the ratio off)");
-    }
-    config.circuit.minimum_outcomes =
-        static_cast<int>(c.number("minimum_outcomes", config.circuit.minimum_outcomes, 1));
-    config.circuit.window = c.millis("window_ms", config.circuit.window, 10);
-    config.circuit.cooldown = c.millis("cooldown_ms", config.circuit.cooldown, 1);
-    config.circuit.max_cooldown = c.millis("max_cooldown_ms", config.circuit.max_cooldown, 1);
+}
+
+void parse_circuit(const Section& c, CircuitConfig& circuit) {
+  circuit.failure_threshold = static_cast<int>(c.integer("failureThreshold", 1));
+  circuit.failure_ratio = c.number("failureRatio");
+  if (circuit.failure_ratio > 1) {
+    throw ConfigError(c.key("failureRatio"), "must be between 0 and 1 (0 turns the ratio off)");
   }
-  config.max_request_bytes = static_cast<std::size_t>(top.number("max_request_bytes", 1 << 20, 1));
-  config.model_version = top.string("model_version", "");
-  config.commit_interval = top.millis("commit_interval_ms", config.commit_interval, 1);
-  config.drain_timeout = top.millis("drain_timeout_ms", config.drain_timeout);
-  config.exactly_once = top.boolean("exactly_once", false);
+  circuit.minimum_outcomes = static_cast<int>(c.integer("minimumOutcomes", 1));
+  circuit.window = c.duration("window", Millis(10));
+  circuit.cooldown = c.duration("cooldown", Millis(1));
+  circuit.max_cooldown = c.duration("maxCooldown", Millis(1));
+}
+
+std::filesystem::path base_directory(const std::string& file) {
+  if (file.empty()) return std::filesystem::current_path();
+  return std::filesystem::weakly_canonical(std::filesystem::absolute(file)).parent_path();
+}
+
+PipelineConfig parse_document(const json& document, const ConfigSource& source) {
+  PipelineConfig config;
+  const Section top(&document, "", "");
+  const Section messaging = top.child("messaging");
+  parse_streams(messaging, source.env, base_directory(source.file), config);
+  parse_kafka(top.find("kafka"), source.env, config);
+  parse_redis(top.child("redis"), source.env, config);
+  parse_providers(top, source.env, config);
+  parse_retry(top.child("retry"), messaging, config);
+  parse_circuit(top.child("circuit"), config.circuit);
+  config.max_request_bytes = static_cast<std::size_t>(top.integer("maxRequestBytes", 1));
+  config.model_version = top.string("modelVersion");
+  config.commit_interval = top.duration("commitInterval", Millis(1));
+  config.drain_timeout = top.duration("drainTimeout");
   return config;
+}
+
+// The secrets a document or its environment may hold, so that no error repeats one.
+std::vector<std::string> candidate_secrets(const json& document, const Environment& env) {
+  std::vector<std::string> out;
+  for (const auto& builtin : kBuiltinProviders) out.push_back(env_value(env, builtin.key_env));
+  const json* providers =
+      document.is_object() && document.contains("providers") ? &document["providers"] : nullptr;
+  for (const auto& p : providers != nullptr && providers->is_array() ? *providers : json::array()) {
+    if (!p.is_object()) continue;
+    if (p.contains("apiKey") && p["apiKey"].is_string()) out.push_back(p["apiKey"].get<std::string>());
+    if (p.contains("apiKeyEnv") && p["apiKeyEnv"].is_string())
+      out.push_back(env_value(env, p["apiKeyEnv"].get<std::string>()));
+  }
+  std::erase_if(out, [](const std::string& s) { return s.size() < 4; });
+  return out;
+}
+
+std::string scrubbed(std::string text, const std::vector<std::string>& secrets) {
+  for (const auto& secret : secrets) {
+    for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos)) {
+      text.replace(pos, secret.size(), "***");
+    }
+  }
+  return text;
+}
+
+}  // namespace
+
+PipelineConfig PipelineConfig::parse(const json& document, const ConfigSource& source) {
+  try {
+    return parse_document(document.is_null() ? json::object() : document, source);
+  } catch (const ConfigError& e) {
+    const auto secrets = candidate_secrets(document, source.env);
+    throw ConfigError(e.key(), scrubbed(e.reason(), secrets), source.file);
+  }
+}
+
+json PipelineConfig::view() const {
+  json out = {{"kafka", json::object()}, {"streams", json::array()}, {"providers", json::array()}};
+  for (const auto& [name, value] : kafka) out["kafka"][name] = value;
+  for (const auto& s : streams) {
+    json stream = {{"group", s.group},
+                   {"requests_topic", s.requests_topic},
+                   {"responses_topic", s.responses_topic},
+                   {"dlq_topic", s.dlq_topic},
+                   {"max_handlers", s.max_handlers}};
+    stream.update(s.features);
+    out["streams"].push_back(std::move(stream));
+  }
+  out["redis"] = {
+      {"url", redis.url}, {"key_prefix", redis.key_prefix}, {"result_ttl_ms", redis.result_ttl.count()}};
+  constexpr std::array kKindNames{"openai", "anthropic", "python"};
+  for (const auto& p : providers) {
+    json headers = json::object();
+    for (const auto& [name, value] : p.extra_headers) headers[name] = value;
+    out["providers"].push_back({{"name", p.name},
+                                {"kind", kKindNames.at(static_cast<std::size_t>(p.kind))},
+                                {"base_url", p.base_url},
+                                {"api_key", p.api_key},
+                                {"unix_socket", p.unix_socket},
+                                {"models", p.models},
+                                {"headers", headers},
+                                {"rpm", p.rpm},
+                                {"tpm", p.tpm},
+                                {"shared", p.shared_limits},
+                                {"connect_timeout_ms", p.connect_timeout.count()},
+                                {"first_byte_timeout_ms", p.first_byte_timeout.count()},
+                                {"max_concurrency", p.max_concurrency}});
+  }
+  out["retry"] = {{"max_attempts", retry.max_attempts},
+                  {"initial_backoff_ms", retry.initial_backoff.count()},
+                  {"max_backoff_ms", retry.max_backoff.count()},
+                  {"request_timeout_ms", retry.request_timeout.count()},
+                  {"max_malformed_retries", retry.max_malformed_retries},
+                  {"error_max_backoff_ms", retry.error_max_backoff.count()}};
+  out["circuit"] = {
+      {"failure_threshold", circuit.failure_threshold}, {"failure_ratio", circuit.failure_ratio},
+      {"minimum_outcomes", circuit.minimum_outcomes},   {"window_ms", circuit.window.count()},
+      {"cooldown_ms", circuit.cooldown.count()},        {"max_cooldown_ms", circuit.max_cooldown.count()}};
+  out["default_provider"] = default_provider;
+  out["max_request_bytes"] = max_request_bytes;
+  out["model_version"] = model_version;
+  out["commit_interval_ms"] = commit_interval.count();
+  out["drain_timeout_ms"] = drain_timeout.count();
+  return out;
 }
 
 std::vector<std::string> PipelineConfig::secrets() const {

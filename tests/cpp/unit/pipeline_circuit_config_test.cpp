@@ -13,18 +13,17 @@ namespace {
 using nlohmann::json;
 
 json config_with_circuit(const json& circuit) {
-  return {
-      {"kafka", {{"bootstrap.servers", "127.0.0.1:9092"}}},
-      {"streams",
-       json::array(
-           {{{"group", "g"}, {"requests_topic", "req"}, {"responses_topic", "resp"}, {"dlq_topic", "dlq"}}})},
-      {"providers", json::array({{{"name", "mock"}, {"base_url", "http://127.0.0.1:1/v1"}}})},
-      {"circuit", circuit}};
+  return {{"kafka", {{"bootstrap.servers", "127.0.0.1:9092"}}},
+          {"messaging",
+           {{"streams",
+             json::array({{{"requestsURL", "kafka://g?topic=req"}, {"responsesURL", "kafka://resp"}}})}}},
+          {"providers", json::array({{{"name", "mock"}, {"baseURL", "http://127.0.0.1:1/v1"}}})},
+          {"circuit", circuit}};
 }
 
 std::string error_key(const json& circuit) {
   try {
-    (void)PipelineConfig::from_json(config_with_circuit(circuit));
+    (void)PipelineConfig::parse(config_with_circuit(circuit));
   } catch (const ConfigError& e) {
     return e.key();
   }
@@ -32,18 +31,18 @@ std::string error_key(const json& circuit) {
 }
 
 TEST(PipelineCircuitConfig, DefaultsAndEveryKey) {
-  const auto defaults = PipelineConfig::from_json(config_with_circuit(json::object())).circuit;
+  const auto defaults = PipelineConfig::parse(config_with_circuit(json::object())).circuit;
   EXPECT_EQ(defaults.failure_threshold, 20);
   EXPECT_DOUBLE_EQ(defaults.failure_ratio, 0.5);
   EXPECT_EQ(defaults.minimum_outcomes, 20);
   EXPECT_EQ(defaults.window, Millis(10'000));
 
-  const auto set = PipelineConfig::from_json(config_with_circuit({{"failure_threshold", 7},
-                                                                  {"failure_ratio", 0.25},
-                                                                  {"minimum_outcomes", 4},
-                                                                  {"window_ms", 3000},
-                                                                  {"cooldown_ms", 500},
-                                                                  {"max_cooldown_ms", 9000}}))
+  const auto set = PipelineConfig::parse(config_with_circuit({{"failureThreshold", 7},
+                                                              {"failureRatio", 0.25},
+                                                              {"minimumOutcomes", 4},
+                                                              {"window", "3s"},
+                                                              {"cooldown", "500ms"},
+                                                              {"maxCooldown", "9s"}}))
                        .circuit;
   EXPECT_EQ(set.failure_threshold, 7);
   EXPECT_DOUBLE_EQ(set.failure_ratio, 0.25);
@@ -51,16 +50,16 @@ TEST(PipelineCircuitConfig, DefaultsAndEveryKey) {
   EXPECT_EQ(set.window, Millis(3000));
   EXPECT_EQ(set.cooldown, Millis(500));
   EXPECT_EQ(set.max_cooldown, Millis(9000));
-  EXPECT_DOUBLE_EQ(
-      PipelineConfig::from_json(config_with_circuit({{"failure_ratio", 0}})).circuit.failure_ratio, 0);
+  EXPECT_DOUBLE_EQ(PipelineConfig::parse(config_with_circuit({{"failureRatio", 0}})).circuit.failure_ratio,
+                   0);
 }
 
 TEST(PipelineCircuitConfig, BadValuesNameTheirKey) {
-  EXPECT_EQ(error_key({{"failure_ratio", 1.5}}), "circuit.failure_ratio");
-  EXPECT_EQ(error_key({{"failure_ratio", -0.1}}), "circuit.failure_ratio");
-  EXPECT_EQ(error_key({{"failure_ratio", "half"}}), "circuit.failure_ratio");
-  EXPECT_EQ(error_key({{"minimum_outcomes", 0}}), "circuit.minimum_outcomes");
-  EXPECT_EQ(error_key({{"window_ms", 5}}), "circuit.window_ms");
+  EXPECT_EQ(error_key({{"failureRatio", 1.5}}), "circuit.failureRatio");
+  EXPECT_EQ(error_key({{"failureRatio", -0.1}}), "circuit.failureRatio");
+  EXPECT_EQ(error_key({{"failureRatio", "half"}}), "circuit.failureRatio");
+  EXPECT_EQ(error_key({{"minimumOutcomes", 0}}), "circuit.minimumOutcomes");
+  EXPECT_EQ(error_key({{"window", "5ms"}}), "circuit.window");
 }
 
 TEST(PipelineMetricsCircuit, StateGaugeAndTripCounter) {

@@ -16,12 +16,18 @@ class Error : public std::runtime_error {
 /// (e.g. "kafka.bootstrap.servers", "providers[1].baseURL").
 class ConfigError : public Error {
  public:
-  ConfigError(std::string key, const std::string& reason)
-      : Error("invalid configuration: " + key + ": " + reason), key_(std::move(key)) {}
+  ConfigError(std::string key, const std::string& reason) : ConfigError(std::move(key), reason, "") {}
+  /// The same error located in `file` (named before the key when not empty).
+  ConfigError(std::string key, const std::string& reason, const std::string& file)
+      : Error("invalid configuration: " + (file.empty() ? std::string() : file + ": ") + key + ": " + reason),
+        key_(std::move(key)),
+        reason_(reason) {}
   const std::string& key() const noexcept { return key_; }
+  const std::string& reason() const noexcept { return reason_; }
 
  private:
   std::string key_;
+  std::string reason_;
 };
 
 /// A Kafka client could not be created or failed fatally (e.g. a fenced transactional producer).

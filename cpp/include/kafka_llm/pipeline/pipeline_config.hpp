@@ -29,8 +29,8 @@ struct HumanReviewConfig {
   double sample_rate = 0;  ///< 0..1, see features::sampled_for_review
 };
 
-/// One request stream: a consumer group reading a request topic (DESIGN 6, `messaging.streams[]`),
-/// with its optional streaming-architecture features (DESIGN 8). The compiled features are
+/// One request stream: a consumer group reading a request topic (`messaging.streams[]`, see
+/// docs/configuration.md), with its optional streaming-architecture features. The compiled features are
 /// immutable and shared by copies of the configuration.
 struct StreamConfig {
   std::string group;
@@ -45,6 +45,8 @@ struct StreamConfig {
   std::shared_ptr<const features::JsonSchema> output_schema;
   std::optional<HumanReviewConfig> human_review;  ///< `humanReview`
   std::optional<Millis> dedupe_window;            ///< `dedupe.window`
+  /// The features in normalized form (durations in ms, outputSchemaFile absolute), for views.
+  nlohmann::json features = nlohmann::json::object();
 };
 
 enum class ProviderKind : std::uint8_t { kOpenAI, kAnthropic, kEmbedded };
@@ -81,6 +83,14 @@ struct RedisConfig {
   Millis command_timeout{2'000};
 };
 
+/// Where a configuration document comes from: the file named in errors (empty: none), whose
+/// directory `outputSchemaFile` is relative to (else the working directory), and the environment
+/// whose variables override the document (passed in, never read by the parser itself).
+struct ConfigSource {
+  std::string file;
+  std::map<std::string, std::string, std::less<>> env;
+};
+
 struct PipelineConfig {
   kafka::Properties kafka;  ///< librdkafka properties, passed through (bootstrap.servers, sasl.*, ssl.* …)
   std::vector<StreamConfig> streams;
@@ -93,11 +103,17 @@ struct PipelineConfig {
   std::string model_version;  ///< header `model_version` on outputs; default: the provider's model name
   Millis commit_interval{200};
   Millis drain_timeout{10'000};
-  bool exactly_once = false;  ///< transactional producer with offsets in the transaction
 
-  /// Parses the normalized configuration JSON built by kafka_llm.config (durations in ms).
-  /// Throws ConfigError naming the key (e.g. "providers[1].base_url") and the reason.
-  static PipelineConfig from_json(const nlohmann::json& json);
+  /// Parses and checks the configuration document as the user wrote it (YAML loaded into JSON:
+  /// `messaging.streams[].requestsURL`, `baseURL`, durations like `30s`), applies the environment
+  /// overrides of `source.env` and the defaults of the key table (config_keys.hpp), and compiles
+  /// the stream features. Throws ConfigError naming the user's key path, the reason and
+  /// `source.file`; an unknown key names the closest known one. No secret appears in an error.
+  static PipelineConfig parse(const nlohmann::json& document, const ConfigSource& source = {});
+
+  /// The configuration in normalized form (internal names, durations in ms, secrets included):
+  /// what the Python `Config` view is built from.
+  nlohmann::json view() const;
 
   /// Every secret in the configuration (API keys, SASL/SSL passwords, the Redis password),
   /// so that errors and logs can be scrubbed of them.

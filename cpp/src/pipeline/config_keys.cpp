@@ -1,0 +1,265 @@
+#include "kafka_llm/pipeline/config_keys.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cmath>
+#include <stdexcept>
+
+#include "kafka_llm/common/errors.hpp"
+
+namespace kafka_llm::pipeline {
+
+namespace {
+
+// The one place every key, its type, default and meaning are written down.
+constexpr std::array kKeys{
+    ConfigKey{"messaging", "mapping", "", "KubeAI's messaging section, accepted as its Helm values are."},
+    ConfigKey{"messaging.errorMaxBackoff", "duration", "30s",
+              "Cap of a delay a provider asks for (Retry-After, retry-after-ms, x-ratelimit-reset-*)."},
+    ConfigKey{"messaging.streams", "list", "(one stream: llm.requests, group kafka-llm)",
+              "The request streams; each is a consumer group reading one request topic."},
+    ConfigKey{"messaging.streams[].requestsURL", "kafka URL", "(required)",
+              "`kafka://<consumer group>?topic=<request topic>`."},
+    ConfigKey{"messaging.streams[].responsesURL", "kafka URL", "(required)", "`kafka://<response topic>`."},
+    ConfigKey{"messaging.streams[].dlqURL", "kafka URL", "(`<request topic>.dlq`)",
+              "`kafka://<dead-letter topic>`."},
+    ConfigKey{"messaging.streams[].maxHandlers", "integer", "5000",
+              "In-flight window of the stream: requests being worked on at once (at least 1)."},
+    ConfigKey{"messaging.streams[].prompt", "mapping", "",
+              "Prompt template applied before the provider call."},
+    ConfigKey{"messaging.streams[].prompt.version", "string", "(required)",
+              "Version of the template, carried on every output with the prompt hash."},
+    ConfigKey{"messaging.streams[].prompt.system", "string", "",
+              "System message prepended to chat requests."},
+    ConfigKey{"messaging.streams[].prompt.template", "string", "",
+              "Template of the user content; `{{input}}` is the request's prompt."},
+    ConfigKey{"messaging.streams[].outputSchema", "JSON schema", "",
+              "Outputs must validate against it; violations go to the dead-letter topic."},
+    ConfigKey{"messaging.streams[].outputSchemaFile", "path", "",
+              "The same, read from a JSON file (relative to the configuration file's directory)."},
+    ConfigKey{"messaging.streams[].redact", "mapping", "", "PII redaction applied before the provider call."},
+    ConfigKey{"messaging.streams[].redact.emails", "boolean", "false", "Redact e-mail addresses."},
+    ConfigKey{"messaging.streams[].redact.phones", "boolean", "false", "Redact phone numbers."},
+    ConfigKey{"messaging.streams[].redact.cards", "boolean", "false", "Redact payment card numbers."},
+    ConfigKey{"messaging.streams[].redact.patterns", "list", "", "Extra rules: {name, regex, replacement}."},
+    ConfigKey{"messaging.streams[].redact.patterns[].name", "string", "(required)",
+              "Name of the rule (unique), counted in the redaction metrics."},
+    ConfigKey{"messaging.streams[].redact.patterns[].regex", "string", "(required)",
+              "RE2 regular expression to replace."},
+    ConfigKey{"messaging.streams[].redact.patterns[].replacement", "string", "",
+              "Replacement text (empty: [REDACTED])."},
+    ConfigKey{"messaging.streams[].redact.fields", "list of strings", "",
+              "JSON field names whose values are redacted wherever they appear."},
+    ConfigKey{"messaging.streams[].humanReview", "mapping", "",
+              "Sends a deterministic sample of successful outputs to a review topic."},
+    ConfigKey{"messaging.streams[].humanReview.topic", "string", "(required)", "The review topic."},
+    ConfigKey{"messaging.streams[].humanReview.sampleRate", "number", "(required)",
+              "Share of outputs sampled, from 0 to 1."},
+    ConfigKey{"messaging.streams[].dedupe", "mapping", "",
+              "Serves a repeated prompt from the first one's result within a window."},
+    ConfigKey{"messaging.streams[].dedupe.window", "duration", "(required)", "How long a result is reused."},
+    ConfigKey{"kafka", "mapping", "",
+              "librdkafka properties, passed through (sasl.*, ssl.*, ...); bootstrap.servers is required."},
+    ConfigKey{"redis", "mapping", "", "Where results are stored."},
+    ConfigKey{"redis.url", "URL", "redis://127.0.0.1:6379/0",
+              "`redis://[[user]:password@]host[:port][/db]` or `unix:///path[?db=N]`."},
+    ConfigKey{"redis.resultTTL", "duration", "5m", "Lifetime of a result record (at least 1ms)."},
+    ConfigKey{"redis.keyPrefix", "string", "kafka-llm", "Result keys are `<keyPrefix>:result:<request_id>`."},
+    ConfigKey{"providers", "list", "(openai and groq when OPENAI_API_KEY / GROQ_API_KEY are set)",
+              "The LLM providers; at least one."},
+    ConfigKey{"providers[].name", "string", "(required)", "Unique name, used by requests and routes."},
+    ConfigKey{"providers[].kind", "openai | anthropic | python",
+              "(anthropic for a provider named anthropic, else openai)",
+              "API spoken: OpenAI-compatible HTTP, Anthropic Messages, or an embedded Python callable."},
+    ConfigKey{"providers[].baseURL", "URL",
+              "(built in for openai and groq; else required except for kind python)",
+              "http:// or https:// base of the API, e.g. https://api.openai.com/v1."},
+    ConfigKey{"providers[].apiKeyEnv", "string", "(OPENAI_API_KEY for openai, GROQ_API_KEY for groq)",
+              "Environment variable holding the API key; when given it must be set."},
+    ConfigKey{"providers[].apiKey", "string", "", "The API key itself (a secret; prefer apiKeyEnv)."},
+    ConfigKey{"providers[].unixSocket", "path", "", "Sidecar: send the HTTP requests over this Unix socket."},
+    ConfigKey{"providers[].models", "list of strings", "",
+              "Model names or globs (`gpt-4*`) routed to this provider."},
+    ConfigKey{"providers[].headers", "mapping of strings", "", "Extra HTTP headers on every call."},
+    ConfigKey{"providers[].rpm", "number", "0", "Requests per minute (0: unlimited)."},
+    ConfigKey{"providers[].tpm", "number", "0", "Tokens per minute (0: unlimited)."},
+    ConfigKey{"providers[].shared", "boolean", "false",
+              "Keep the rpm/tpm buckets in Redis, shared by all workers."},
+    ConfigKey{"providers[].connectTimeout", "duration", "10s", "TCP/TLS connect timeout (at least 1ms)."},
+    ConfigKey{"providers[].firstByteTimeout", "duration", "60s",
+              "Time allowed until the first response byte (at least 1ms)."},
+    ConfigKey{"providers[].maxConcurrency", "integer", "0", "Embedded providers: worker threads (0: 1)."},
+    ConfigKey{"retry", "mapping", "", "Retries of retryable failures (full-jitter exponential backoff)."},
+    ConfigKey{"retry.maxAttempts", "integer", "6", "Attempts in total, the first included (at least 1)."},
+    ConfigKey{"retry.initialBackoff", "duration", "500ms", "Backoff ceiling of the first retry."},
+    ConfigKey{"retry.maxBackoff", "duration", "30s", "Cap of the backoff ceiling."},
+    ConfigKey{"retry.requestTimeout", "duration", "120s",
+              "Deadline of a request over all its attempts (at least 1ms)."},
+    ConfigKey{"retry.maxMalformedRetries", "integer", "1", "Retries allowed for malformed 2xx bodies."},
+    ConfigKey{"circuit", "mapping", "", "Per-provider circuit breaker."},
+    ConfigKey{"circuit.failureThreshold", "integer", "20",
+              "Consecutive retryable failures that open the circuit (at least 1)."},
+    ConfigKey{"circuit.failureRatio", "number", "0.5",
+              "... or this share of failures in the window, from 0 to 1 (0: off)."},
+    ConfigKey{"circuit.minimumOutcomes", "integer", "20",
+              "Outcomes the window must hold before the ratio counts (at least 1)."},
+    ConfigKey{"circuit.window", "duration", "10s", "Window of the failure ratio (at least 10ms)."},
+    ConfigKey{"circuit.cooldown", "duration", "2s", "First open period (at least 1ms)."},
+    ConfigKey{"circuit.maxCooldown", "duration", "60s", "Cap of the doubling open period (at least 1ms)."},
+    ConfigKey{"defaultProvider", "string", "(the first provider)",
+              "Provider of requests that name none and match no route."},
+    ConfigKey{"modelVersion", "string", "", "Header model_version on outputs (empty: the model's name)."},
+    ConfigKey{"maxRequestBytes", "integer", "1048576",
+              "Larger request records are dead-lettered (at least 1)."},
+    ConfigKey{"commitInterval", "duration", "200ms",
+              "How often finished offsets are committed (at least 1ms)."},
+    ConfigKey{"drainTimeout", "duration", "10s", "How long stop() waits for in-flight requests."},
+};
+
+constexpr std::array kEnvOverrides{
+    ConfigEnvOverride{"KAFKA_BOOTSTRAP_SERVERS", "kafka.bootstrap.servers", "Replaces the brokers."},
+    ConfigEnvOverride{"REQUEST_TOPIC", "messaging.streams[0].requestsURL",
+                      "Request topic of the first stream."},
+    ConfigEnvOverride{"RESPONSE_TOPIC", "messaging.streams[0].responsesURL",
+                      "Response topic of the first stream."},
+    ConfigEnvOverride{"DLQ_TOPIC", "messaging.streams[0].dlqURL", "Dead-letter topic of the first stream."},
+    ConfigEnvOverride{"KAFKA_GROUP_ID", "messaging.streams[0].requestsURL",
+                      "Consumer group of the first stream."},
+    ConfigEnvOverride{"REDIS_URL", "redis.url", "Replaces the Redis URL."},
+    ConfigEnvOverride{"REDIS_HOST", "redis.url",
+                      "With REDIS_PORT, `redis://<host>:<port>/0` (when REDIS_URL is unset)."},
+    ConfigEnvOverride{"REDIS_PORT", "redis.url", "See REDIS_HOST (default 6379)."},
+    ConfigEnvOverride{"OPENAI_API_KEY", "providers[].apiKeyEnv",
+                      "Key of the built-in openai provider; adds it when no provider is configured."},
+    ConfigEnvOverride{"GROQ_API_KEY", "providers[].apiKeyEnv",
+                      "Key of the built-in groq provider; adds it when no provider is configured."},
+};
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      const bool same = std::tolower(static_cast<unsigned char>(a[i - 1])) ==
+                        std::tolower(static_cast<unsigned char>(b[j - 1]));
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (same ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+constexpr double kUnitMs[] = {1e-6, 1e-3, 1e-3, 1.0, 1000.0, 60'000.0, 3'600'000.0};
+constexpr std::string_view kUnits[] = {"ns", "us", "µs", "ms", "s", "m", "h"};
+
+// The length of the unit at the start of `text` and its size in ms, longest match first ("ms" before "m").
+std::optional<std::pair<std::size_t, double>> unit_at(std::string_view text) {
+  std::optional<std::pair<std::size_t, double>> best;
+  for (std::size_t i = 0; i < std::size(kUnits); ++i) {
+    if (text.starts_with(kUnits[i]) && (!best || kUnits[i].size() > best->first)) {
+      best = std::pair{kUnits[i].size(), kUnitMs[i]};
+    }
+  }
+  return best;
+}
+
+// Sums `<number><unit>` terms; nullopt when `text` is not made of them only.
+std::optional<double> duration_text_ms(std::string_view text) {
+  double total = 0;
+  while (!text.empty()) {
+    std::size_t digits = 0;
+    bool dot = false;
+    while (digits < text.size() &&
+           (std::isdigit(static_cast<unsigned char>(text[digits])) != 0 || (text[digits] == '.' && !dot))) {
+      dot = dot || text[digits] == '.';
+      ++digits;
+    }
+    if (digits == 0 || text.substr(0, digits) == ".") return std::nullopt;
+    const auto unit = unit_at(text.substr(digits));
+    if (!unit) return std::nullopt;
+    total += std::stod(std::string(text.substr(0, digits))) * unit->second;
+    text.remove_prefix(digits + unit->first);
+  }
+  return total;
+}
+
+}  // namespace
+
+std::span<const ConfigKey> config_keys() noexcept {
+  return kKeys;
+}
+
+std::span<const ConfigEnvOverride> config_env_overrides() noexcept {
+  return kEnvOverrides;
+}
+
+const ConfigKey* find_config_key(std::string_view path) noexcept {
+  const auto it =
+      std::find_if(kKeys.begin(), kKeys.end(), [&](const ConfigKey& k) { return k.path == path; });
+  return it == kKeys.end() ? nullptr : &*it;
+}
+
+std::vector<std::string_view> config_children(std::string_view table_path) {
+  std::vector<std::string_view> out;
+  for (const auto& key : kKeys) {
+    std::string_view rest = key.path;
+    if (!table_path.empty()) {
+      if (!rest.starts_with(table_path) || rest.size() <= table_path.size() + 1 ||
+          rest[table_path.size()] != '.') {
+        continue;
+      }
+      rest.remove_prefix(table_path.size() + 1);
+    }
+    if (rest.find_first_of(".[") == std::string_view::npos) out.push_back(rest);
+  }
+  return out;
+}
+
+std::optional<nlohmann::json> config_default(std::string_view path) {
+  const ConfigKey* key = find_config_key(path);
+  if (key == nullptr) throw std::logic_error("no configuration key " + std::string(path));
+  const std::string_view text = key->default_value;
+  if (text.starts_with("(")) return std::nullopt;
+  if (key->type == "integer" || key->type == "number" || key->type == "boolean") {
+    return nlohmann::json::parse(text);
+  }
+  return nlohmann::json(std::string(text));
+}
+
+std::string closest_key(std::string_view word, const std::vector<std::string_view>& candidates) {
+  std::string_view best;
+  std::size_t best_distance = 0;
+  for (const auto candidate : candidates) {
+    const std::size_t d = edit_distance(word, candidate);
+    if (best.empty() || d < best_distance) {
+      best = candidate;
+      best_distance = d;
+    }
+  }
+  // A typo is a few edits away; anything farther is another word, not worth suggesting.
+  const std::size_t allowed = std::max<std::size_t>(2, word.size() / 3);
+  return best_distance <= allowed ? std::string(best) : std::string();
+}
+
+std::chrono::milliseconds parse_duration(const nlohmann::json& value, const std::string& key) {
+  const std::string expected = "must be a duration like 30s or 500ms";
+  if (value.is_number()) {
+    const double seconds = value.get<double>();
+    if (seconds < 0) throw ConfigError(key, "must not be negative");
+    return std::chrono::milliseconds(std::llround(seconds * 1000));
+  }
+  if (!value.is_string()) throw ConfigError(key, expected + ", got " + value.dump());
+  std::string text = value.get<std::string>();
+  const auto first = text.find_first_not_of(" \t");
+  text = first == std::string::npos ? "" : text.substr(first, text.find_last_not_of(" \t") - first + 1);
+  if (text == "0") return std::chrono::milliseconds(0);
+  const auto total = text.empty() ? std::nullopt : duration_text_ms(text);
+  if (!total) throw ConfigError(key, expected + ", got " + value.dump());
+  return std::chrono::milliseconds(std::llround(*total));
+}
+
+}  // namespace kafka_llm::pipeline

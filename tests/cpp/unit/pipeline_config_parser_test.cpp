@@ -1,0 +1,243 @@
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "kafka_llm/common/errors.hpp"
+#include "kafka_llm/pipeline/config_keys.hpp"
+#include "kafka_llm/pipeline/pipeline_config.hpp"
+
+namespace kafka_llm::pipeline {
+namespace {
+
+using nlohmann::json;
+using Env = std::map<std::string, std::string, std::less<>>;
+
+// A valid document; each case merges its own keys over it (json::merge_patch: null deletes).
+json base_document() {
+  return json::parse(R"({
+    "messaging": {"streams": [{"requestsURL": "kafka://g?topic=req", "responsesURL": "kafka://resp"}]},
+    "kafka": {"bootstrap.servers": "127.0.0.1:9092"},
+    "providers": [{"name": "mock", "baseURL": "http://127.0.0.1:1/v1"}]
+  })");
+}
+
+json with(const char* patch) {
+  json document = base_document();
+  document.merge_patch(json::parse(patch));
+  return document;
+}
+
+std::string error_of(const json& document, const Env& env = {}, const std::string& file = "") {
+  try {
+    (void)PipelineConfig::parse(document, ConfigSource{file, env});
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+struct BadCase {
+  const char* patch;
+  const char* message;
+};
+
+class PipelineConfigBadDocument : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(PipelineConfigBadDocument, FailsWithTheExactMessage) {
+  EXPECT_EQ(error_of(with(GetParam().patch)), std::string("invalid configuration: ") + GetParam().message);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, PipelineConfigBadDocument,
+    ::testing::Values(
+        BadCase{R"({"retry": {"maxAtempts": 3}})",
+                "retry.maxAtempts: unknown key; did you mean maxAttempts?"},
+        BadCase{R"({"exactly_once": true})",
+                "exactly_once: unknown key (known: messaging, kafka, redis, providers, retry, circuit, "
+                "defaultProvider, modelVersion, maxRequestBytes, commitInterval, drainTimeout)"},
+        BadCase{R"({"providers": [{"name": "mock", "baseUrl": "http://x"}]})",
+                "providers[0].baseUrl: unknown key; did you mean baseURL?"},
+        BadCase{
+            R"({"messaging": {"streams": [{"requestsURL": "kafka://req", "responsesURL": "kafka://r"}]}})",
+            "messaging.streams[0].requestsURL: must look like kafka://<consumer group>?topic=<topic>"},
+        BadCase{
+            R"({"messaging": {"streams": [{"requestsURL": "http://g?topic=t", "responsesURL": "kafka://r"}]}})",
+            "messaging.streams[0].requestsURL: must be a kafka:// URL, got \"http://g?topic=t\""},
+        BadCase{R"({"messaging": {"streams": [{"requestsURL": "kafka://g?topic=t"}]}})",
+                "messaging.streams[0].responsesURL: is required"},
+        BadCase{R"({"messaging": {"errorMaxBackoff": "soon"}})",
+                "messaging.errorMaxBackoff: must be a duration like 30s or 500ms, got \"soon\""},
+        BadCase{R"({"retry": {"initialBackoff": -1}})", "retry.initialBackoff: must not be negative"},
+        BadCase{R"({"retry": {"maxAttempts": 0}})", "retry.maxAttempts: must be at least 1"},
+        BadCase{R"({"retry": {"maxAttempts": 2.5}})", "retry.maxAttempts: must be a whole number, got 2.5"},
+        BadCase{R"({"retry": {"maxAttempts": "six"}})", "retry.maxAttempts: must be a number, got \"six\""},
+        BadCase{R"({"providers": [{"name": "mock", "baseURL": "ftp://x"}]})",
+                "providers[0].baseURL: must start with http:// or https://"},
+        BadCase{R"({"providers": [{"name": "mock", "baseURL": "http://x", "kind": "grpc"}]})",
+                "providers[0].kind: must be openai, anthropic or python, got \"grpc\""},
+        BadCase{R"({"providers": [{"name": "mock", "baseURL": "http://x", "shared": "yes"}]})",
+                "providers[0].shared: must be true or false"},
+        BadCase{R"({"providers": [{"name": "mock", "baseURL": "http://x", "apiKey": 12345678}]})",
+                "providers[0].apiKey: must be a string, got a number"},
+        BadCase{R"({"providers": [{"name": "mock"}]})", "providers[0].baseURL: is required"},
+        BadCase{
+            R"({"providers": [{"name": "m", "baseURL": "http://x"}, {"name": "m", "baseURL": "http://y"}]})",
+            "providers[1].name: duplicate provider name \"m\""},
+        BadCase{R"({"defaultProvider": "nope"})", "defaultProvider: names no configured provider: \"nope\""},
+        BadCase{R"({"kafka": {"bootstrap.servers": null}})",
+                "kafka.bootstrap.servers: is required (or set KAFKA_BOOTSTRAP_SERVERS)"},
+        BadCase{R"({"redis": {"url": "http://localhost"}})",
+                "redis.url: must start with redis:// or unix://"},
+        BadCase{R"({"redis": {"resultTTL": "0s"}})", "redis.resultTTL: must be longer than 0"},
+        BadCase{R"({"circuit": {"window": "5ms"}})", "circuit.window: must be at least 10ms"},
+        BadCase{R"({"circuit": {"failureRatio": 1.5}})",
+                "circuit.failureRatio: must be between 0 and 1 (0 turns the ratio off)"},
+        BadCase{R"({"messaging": {"streams": {"requestsURL": "kafka://g?topic=t"}}})",
+                "messaging.streams: must be a list"},
+        BadCase{R"({"redis": "redis://x"})", "redis: must be a mapping"}));
+
+TEST(PipelineConfigParser, DefaultsComeFromTheKeyTable) {
+  const auto config = PipelineConfig::parse(base_document());
+  const auto& stream = config.streams.at(0);
+  EXPECT_EQ(stream.group, "g");
+  EXPECT_EQ(stream.requests_topic, "req");
+  EXPECT_EQ(stream.responses_topic, "resp");
+  EXPECT_EQ(stream.dlq_topic, "req.dlq");
+  EXPECT_EQ(stream.max_handlers, 5000U);
+  EXPECT_EQ(config.redis.url, "redis://127.0.0.1:6379/0");
+  EXPECT_EQ(config.redis.key_prefix, "kafka-llm");
+  EXPECT_EQ(config.redis.result_ttl, Millis(300'000));
+  EXPECT_EQ(config.retry.max_attempts, 6);
+  EXPECT_EQ(config.retry.initial_backoff, Millis(500));
+  EXPECT_EQ(config.retry.max_backoff, Millis(30'000));
+  EXPECT_EQ(config.retry.request_timeout, Millis(120'000));
+  EXPECT_EQ(config.retry.error_max_backoff, Millis(30'000));
+  EXPECT_EQ(config.retry.max_malformed_retries, 1);
+  EXPECT_EQ(config.max_request_bytes, 1U << 20);
+  EXPECT_EQ(config.commit_interval, Millis(200));
+  EXPECT_EQ(config.drain_timeout, Millis(10'000));
+  EXPECT_EQ(config.default_provider, "mock");
+  const auto& provider = config.providers.at(0);
+  EXPECT_EQ(provider.kind, ProviderKind::kOpenAI);
+  EXPECT_EQ(provider.connect_timeout, Millis(10'000));
+  EXPECT_EQ(provider.first_byte_timeout, Millis(60'000));
+}
+
+TEST(PipelineConfigParser, UserKeysAndUnitsAsWritten) {
+  const auto config = PipelineConfig::parse(with(R"({
+    "messaging": {"errorMaxBackoff": "1h30m",
+                  "streams": [{"requestsURL": "kafka://grp?topic=in", "responsesURL": "kafka://out",
+                               "dlqURL": "kafka:///dead", "maxHandlers": 7}]},
+    "kafka": {"bootstrap.servers": "b:9092", "linger.ms": 5, "enable.idempotence": true},
+    "redis": {"url": "redis://r:6380/2", "resultTTL": 90, "keyPrefix": "p"},
+    "providers": [{"name": "anthropic", "baseURL": "https://a.example/v1/", "rpm": 60, "models": ["claude*"],
+                   "firstByteTimeout": ".5s"}],
+    "retry": {"maxAttempts": 2, "initialBackoff": "250ms", "requestTimeout": "3m"}
+  })"));
+  EXPECT_EQ(config.streams.at(0).group, "grp");
+  EXPECT_EQ(config.streams.at(0).dlq_topic, "dead");
+  EXPECT_EQ(config.streams.at(0).max_handlers, 7U);
+  EXPECT_EQ(config.retry.error_max_backoff, Millis(5'400'000));
+  EXPECT_EQ(config.redis.result_ttl, Millis(90'000));
+  const auto& provider = config.providers.at(0);
+  EXPECT_EQ(provider.kind, ProviderKind::kAnthropic);
+  EXPECT_EQ(provider.base_url, "https://a.example/v1");
+  EXPECT_EQ(provider.first_byte_timeout, Millis(500));
+  EXPECT_EQ(config.route_model("claude-3")->name, "anthropic");
+  EXPECT_EQ(config.retry.request_timeout, Millis(180'000));
+  const auto view = config.view();
+  EXPECT_EQ(view["kafka"]["linger.ms"], "5");
+  EXPECT_EQ(view["kafka"]["enable.idempotence"], "true");
+  EXPECT_EQ(view["retry"]["initial_backoff_ms"], 250);
+}
+
+TEST(PipelineConfigParser, EnvironmentOverridesAndBuiltInProviders) {
+  json document = base_document();
+  document.erase("providers");
+  document.erase("kafka");
+  const Env env{{"KAFKA_BOOTSTRAP_SERVERS", "k:1"},
+                {"REQUEST_TOPIC", "r2"},
+                {"KAFKA_GROUP_ID", "g2"},
+                {"RESPONSE_TOPIC", "s2"},
+                {"DLQ_TOPIC", "d2"},
+                {"REDIS_HOST", "h"},
+                {"REDIS_PORT", "7000"},
+                {"GROQ_API_KEY", "gsk-secret"}};
+  const auto config = PipelineConfig::parse(document, ConfigSource{"", env});
+  EXPECT_EQ(config.kafka.at(0), (std::pair<std::string, std::string>{"bootstrap.servers", "k:1"}));
+  const auto& s = config.streams.at(0);
+  EXPECT_EQ(s.group + " " + s.requests_topic + " " + s.responses_topic + " " + s.dlq_topic, "g2 r2 s2 d2");
+  EXPECT_EQ(config.redis.url, "redis://h:7000/0");
+  ASSERT_EQ(config.providers.size(), 1U);
+  EXPECT_EQ(config.providers[0].name, "groq");
+  EXPECT_EQ(config.providers[0].base_url, "https://api.groq.com/openai/v1");
+  EXPECT_EQ(config.providers[0].api_key, "gsk-secret");
+
+  const auto defaults = PipelineConfig::parse(json::object(), ConfigSource{"", env});
+  EXPECT_EQ(defaults.streams.at(0).max_handlers, 5000U);
+  EXPECT_EQ(
+      PipelineConfig::parse(
+          json::object(), ConfigSource{"", {{"KAFKA_BOOTSTRAP_SERVERS", "k:1"}, {"OPENAI_API_KEY", "sk-x"}}})
+          .streams.at(0)
+          .requests_topic,
+      "llm.requests");
+}
+
+TEST(PipelineConfigParser, ErrorsNameTheFileAndTheEnvironmentButNoSecret) {
+  EXPECT_EQ(error_of(with(R"({"retry": {"maxAtempts": 3}})"), {}, "worker.yaml"),
+            "invalid configuration: worker.yaml: retry.maxAtempts: unknown key; did you mean maxAttempts?");
+  EXPECT_EQ(error_of(base_document(), {{"REDIS_PORT", "x"}}),
+            "invalid configuration: REDIS_PORT: must be a port number");
+  EXPECT_EQ(error_of(base_document(), {{"REDIS_URL", "http://h"}}),
+            "invalid configuration: REDIS_URL: must start with redis:// or unix://");
+  EXPECT_EQ(
+      error_of(with(R"({"providers": [{"name": "mock", "baseURL": "http://x", "apiKeyEnv": "MY_KEY"}]})")),
+      "invalid configuration: providers[0].apiKeyEnv: environment variable MY_KEY is not set");
+  // A secret pasted into a field that echoes its value is masked.
+  const std::string message =
+      error_of(with(R"({"providers": [{"name": "mock", "baseURL": "http://x", "apiKey": "sk-top-secret",
+                                       "connectTimeout": "sk-top-secret"}]})"));
+  EXPECT_EQ(message,
+            "invalid configuration: providers[0].connectTimeout: must be a duration like 30s or 500ms, got "
+            "\"***\"");
+}
+
+TEST(PipelineConfigParser, ExactlyOnceIsNotAcceptedSilently) {
+  EXPECT_NE(error_of(with(R"({"exactly_once": false})")), "");
+}
+
+TEST(ConfigKeys, DurationsAreGoStyleOrSeconds) {
+  EXPECT_EQ(parse_duration("30s", "k"), Millis(30'000));
+  EXPECT_EQ(parse_duration("500ms", "k"), Millis(500));
+  EXPECT_EQ(parse_duration("1h30m", "k"), Millis(5'400'000));
+  EXPECT_EQ(parse_duration(" 2m ", "k"), Millis(120'000));
+  EXPECT_EQ(parse_duration("1500us", "k"), Millis(2));
+  EXPECT_EQ(parse_duration("0", "k"), Millis(0));
+  EXPECT_EQ(parse_duration(1.5, "k"), Millis(1500));
+  for (const json& bad :
+       {json("30"), json("s"), json("5 s"), json("1.2.3s"), json(true), json(""), json("10d")}) {
+    EXPECT_THROW((void)parse_duration(bad, "k"), ConfigError) << bad.dump();
+  }
+}
+
+TEST(ConfigKeys, EveryLiteralDefaultParsesAndEveryKeyHasAParent) {
+  for (const auto& key : config_keys()) {
+    const std::string path(key.path);
+    if (const auto value = config_default(path); value && key.type == "duration") {
+      EXPECT_NO_THROW((void)parse_duration(*value, path)) << path;
+    }
+    const auto dot = path.rfind('.');
+    if (dot != std::string::npos) {
+      std::string parent = path.substr(0, dot);
+      if (parent.ends_with("[]")) parent.resize(parent.size() - 2);
+      EXPECT_NE(find_config_key(parent), nullptr) << path;
+    }
+    EXPECT_FALSE(key.description.empty()) << path;
+  }
+  EXPECT_EQ(closest_key("maxAtempts", {"maxAttempts", "maxBackoff"}), "maxAttempts");
+  EXPECT_EQ(closest_key("frobnicate", {"maxAttempts", "maxBackoff"}), "");
+}
+
+}  // namespace
+}  // namespace kafka_llm::pipeline
