@@ -87,21 +87,31 @@ def test_poll_returns_error_events_and_records(stack: StackInfo, unique_name: st
         assert (record.key, record.value, record.offset) == (b"k", b"after the end", 0)
 
 
-def test_poll_returns_broker_down_events_and_consume_logs_them(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger=CORE_LOGGER)
-    with k.consumer(NO_BROKER, ["no-such-topic"], "kafka-bindings-offline") as consumer:
+def test_poll_returns_a_missing_topic_event(stack: StackInfo, unique_name: str) -> None:
+    props = {"allow.auto.create.topics": "false"}
+    with k.consumer(stack.bootstrap_servers, [unique_name], unique_name, properties=props) as consumer:
         [*_, event] = _poll_until(consumer, lambda item: isinstance(item, k.ErrorEvent), 30)
         assert isinstance(event, k.ErrorEvent)
-        assert event.name in {"_TRANSPORT", "_ALL_BROKERS_DOWN"}, event
-        assert event.code < 0
+        assert event.name == "UNKNOWN_TOPIC_OR_PART", event
+        assert event.code == 3  # the broker's UNKNOWN_TOPIC_OR_PARTITION
+        assert unique_name in event.reason
+
+
+def test_consume_skips_and_logs_error_events(
+    stack: StackInfo, unique_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=CORE_LOGGER)
+    k.create_topics(stack.bootstrap_servers, [unique_name], partitions=1)
+    with k.reader(stack.bootstrap_servers, {"enable.partition.eof": "true"}) as consumer:
+        consumer.assign([(unique_name, 0, -2)])
         assert consumer.consume(1, 3_000) == []
         wait_for(
             lambda: any(
-                r.name == CORE_LOGGER and r.levelno == logging.WARNING and "consumer error" in r.getMessage()
+                r.name == CORE_LOGGER and r.levelno == logging.DEBUG and "consumer error" in r.getMessage()
                 for r in caplog.records
             ),
             10,
-            "consume() to log the error events it skipped",
+            "consume() to log the partition end it skipped",
         )
 
 
