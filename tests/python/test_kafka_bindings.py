@@ -4,6 +4,8 @@ errors, and the core's log lines (librdkafka's included) arriving in ``logging``
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -146,3 +148,20 @@ def test_a_fenced_static_member_raises_a_fatal_kafka_error(stack: StackInfo, uni
                 while time.monotonic() < deadline:
                     first.poll(100)
                     second.poll(0)
+
+
+def test_native_threads_logging_at_interpreter_exit_do_not_call_into_python() -> None:
+    """A consumer left open at exit keeps logging from librdkafka's threads while the interpreter
+    finalizes: the forwarding stops at exit (lines go to stderr again) and the process exits
+    cleanly."""
+    script = (
+        "import time\n"
+        "from kafka_llm import kafka as k\n"
+        f"consumer = k.consumer({NO_BROKER!r}, ['no-such-topic'], 'kafka-bindings-exit')\n"
+        "for _ in range(10):\n"
+        "    consumer.poll(50)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # No handler configured: logging's last-resort handler printed the forwarded error lines.
+    assert "librdkafka rdkafka#consumer-1 FAIL" in done.stderr
