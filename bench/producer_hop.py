@@ -49,7 +49,8 @@ def hop(bootstrap: str, props: dict[str, str], rate: float, count: int) -> list[
         while not stop.is_set():
             record = consumer.poll(20)
             while record is not None:
-                hops.append(time.time() * 1000 - record.timestamp_ms)
+                if isinstance(record, k.Record):  # else an error event librdkafka recovers from
+                    hops.append(time.time() * 1000 - record.timestamp_ms)
                 record = consumer.poll(0)
 
     reader = threading.Thread(target=read, daemon=True)

@@ -119,7 +119,7 @@ class ResponseMonitor(threading.Thread):
             if time.monotonic() > deadline:
                 raise RuntimeError("the response monitor got no partitions")
             record = self.consumer.poll(50)
-            if record is not None:
+            if isinstance(record, k.Record):
                 self._note(record.value, time.monotonic())
 
     def finished(self) -> int:
@@ -155,7 +155,8 @@ class ResponseMonitor(threading.Thread):
                 got = record is not None
                 with self.lock:
                     while record is not None:
-                        self._note(record.value, time.monotonic(), record.timestamp_ms)
+                        if isinstance(record, k.Record):  # else an error event librdkafka recovers from
+                            self._note(record.value, time.monotonic(), record.timestamp_ms)
                         record = self.consumer.poll(0)
                     now = time.monotonic()
                     if got or now - last_sample > 0.1:

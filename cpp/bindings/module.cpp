@@ -11,6 +11,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("library_versions", &kafka_llm::library_versions,
         "Versions of librdkafka, libcurl, hiredis and Boost the core runs with.");
   kafka_llm::bindings::register_errors(m);
-  kafka_llm::bindings::register_kafka(m);
+  kafka_llm::bindings::register_log(m);
+  kafka_llm::bindings::register_producer(m);
+  kafka_llm::bindings::register_consumer(m);
+  kafka_llm::bindings::register_admin(m);
   kafka_llm::bindings::register_pipeline(m);
 }

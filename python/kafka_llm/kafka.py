@@ -1,18 +1,34 @@
 """Kafka helpers over the core's own librdkafka client: topics, a blocking producer and consumer
-for tools, tests and notebooks (the pipeline itself never blocks)."""
+for tools, tests and notebooks (the pipeline itself never blocks).
+
+Every client is a context manager (``with k.producer(...) as p:``); ``close()`` is idempotent and
+any call after it raises KafkaError. ``Consumer.poll()`` returns a Record, an ErrorEvent (a
+non-fatal error librdkafka recovers from by itself) or None, and raises KafkaError on a fatal
+error; ``Consumer.consume()`` returns records only and logs the error events."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
 
-from kafka_llm._core import AdminClient, Consumer, GroupDescription, GroupMember, Producer, Record
+from kafka_llm._core import (
+    AdminClient,
+    Consumer,
+    DeliveryProducer,
+    ErrorEvent,
+    GroupDescription,
+    GroupMember,
+    Producer,
+    Record,
+)
 from kafka_llm._core import create_topics as _create_topics
 from kafka_llm._core import partition_count as _partition_count
 
 __all__ = [
     "AdminClient",
     "Consumer",
+    "DeliveryProducer",
+    "ErrorEvent",
     "GroupDescription",
     "GroupMember",
     "Producer",

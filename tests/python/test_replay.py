@@ -165,7 +165,11 @@ def _join(stack: StackInfo, topics: Topics, client_id: str) -> k.Consumer:
     consumer = k.consumer(
         stack.bootstrap_servers, [topics.requests], topics.group, properties={"client.id": client_id}
     )
-    wait_for(lambda: bool(consumer.poll(100) or consumer.assignment()), 30, "the member to get partitions")
+    wait_for(
+        lambda: isinstance(consumer.poll(100), k.Record) or bool(consumer.assignment()),
+        30,
+        "the member to get partitions",
+    )
     return consumer
 
 

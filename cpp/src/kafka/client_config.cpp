@@ -4,8 +4,28 @@
 #include <array>
 
 #include "kafka_llm/common/errors.hpp"
+#include "kafka_llm/common/log.hpp"
 
 namespace kafka_llm::kafka {
+
+namespace {
+
+// librdkafka's levels are syslog's: 0-3 emergency to error, 4 warning, 5-6 notice and info, 7 debug.
+LogLevel log_level(int syslog_level) noexcept {
+  if (syslog_level <= 3) return LogLevel::kError;
+  if (syslog_level == 4) return LogLevel::kWarning;
+  if (syslog_level <= 6) return LogLevel::kInfo;
+  return LogLevel::kDebug;
+}
+
+// Called on librdkafka's own threads; the core's log sink serializes the calls.
+void forward_log(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
+  std::string line = "librdkafka ";
+  line.append(rd_kafka_name(rk)).append(" ").append(facility).append(": ").append(message);
+  log(log_level(level), line);
+}
+
+}  // namespace
 
 void set_property(Properties& props, std::string name, std::string value) {
   auto it = std::find_if(props.begin(), props.end(), [&](const auto& p) { return p.first == name; });
@@ -32,6 +52,7 @@ bool is_secret_property(std::string_view name) noexcept {
 
 ConfPtr make_conf(const Properties& props, const std::string& key_prefix) {
   ConfPtr conf(rd_kafka_conf_new());
+  rd_kafka_conf_set_log_cb(conf.get(), &forward_log);
   std::array<char, 512> errstr{};
   for (const auto& [name, value] : props) {
     if (rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), errstr.data(), errstr.size()) !=

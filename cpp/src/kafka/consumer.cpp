@@ -1,9 +1,12 @@
 #include "kafka_llm/kafka/consumer.hpp"
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstring>
 
 #include "kafka_llm/common/errors.hpp"
+#include "kafka_llm/common/log.hpp"
 
 namespace kafka_llm::kafka {
 
@@ -14,6 +17,12 @@ TopicPartitionListPtr to_rd_list(const std::vector<TopicPartition>& partitions) 
   }
   return list;
 }
+
+namespace {
+std::string fatal_message(const std::string& reason) {
+  return "the Kafka consumer failed fatally: " + reason;
+}
+}  // namespace
 
 std::vector<TopicPartition> from_rd_list(const rd_kafka_topic_partition_list_t* list) {
   std::vector<TopicPartition> out;
@@ -45,12 +54,19 @@ Consumer::Consumer(const Properties& props, RebalanceHandler on_rebalance, Commi
 Consumer::~Consumer() {
   close();
   queue_.reset();
+  if (rk_ && rd_kafka_fatal_error(rk_.get(), nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    // librdkafka 2.0 spins forever destroying a consumer that failed fatally unless told not to
+    // close it again.
+    rd_kafka_destroy_flags(rk_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  }
   rk_.reset();
 }
 
 void Consumer::close() {
   if (closed_ || !rk_) return;
   closed_ = true;
+  // A consumer that failed fatally has no group to leave.
+  if (rd_kafka_fatal_error(rk_.get(), nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
   rd_kafka_consumer_close(rk_.get());
 }
 
@@ -74,6 +90,39 @@ std::optional<Message> Consumer::poll(int timeout_ms) {
   rd_kafka_message_t* message = rd_kafka_consumer_poll(rk_.get(), timeout_ms);
   if (message == nullptr) return std::nullopt;
   return Message(MessagePtr(message));
+}
+
+std::optional<Message> Consumer::poll_checked(int timeout_ms) {
+  // Checked before polling too: the fatal event comes once, the consumer stays unusable.
+  if (std::string reason = fatal_error(); !reason.empty()) throw KafkaError(fatal_message(reason));
+  auto message = poll(timeout_ms);
+  if (message && message->error() == RD_KAFKA_RESP_ERR__FATAL) {
+    std::string reason = fatal_error();
+    throw KafkaError(fatal_message(reason.empty() ? message->error_string() : reason));
+  }
+  return message;
+}
+
+std::vector<Message> Consumer::consume(std::size_t max_records, int timeout_ms) {
+  // Short polls, so that the deadline holds even when error events keep arriving.
+  constexpr std::int64_t kPollStepMs = 100;
+  std::vector<Message> out;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (out.size() < max_records) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())
+            .count();
+    if (left <= 0) break;
+    auto message = poll_checked(static_cast<int>(std::min<std::int64_t>(left, kPollStepMs)));
+    if (!message) continue;
+    if (message->error() == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      out.push_back(std::move(*message));
+    } else {
+      const bool end = message->error() == RD_KAFKA_RESP_ERR__PARTITION_EOF;
+      log(end ? LogLevel::kDebug : LogLevel::kWarning, "consumer error: " + message->error_string());
+    }
+  }
+  return out;
 }
 
 void Consumer::pause(const std::vector<TopicPartition>& partitions) {
@@ -113,6 +162,34 @@ std::optional<std::pair<std::int64_t, std::int64_t>> Consumer::watermarks(const 
     return std::nullopt;
   }
   return std::make_pair(low, high);
+}
+
+std::pair<std::int64_t, std::int64_t> Consumer::query_watermarks(const std::string& topic,
+                                                                 std::int32_t partition, int timeout_ms) {
+  std::int64_t low = 0;
+  std::int64_t high = 0;
+  const auto err =
+      rd_kafka_query_watermark_offsets(rk_.get(), topic.c_str(), partition, &low, &high, timeout_ms);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw KafkaError("querying offsets of " + topic + "[" + std::to_string(partition) +
+                     "] failed: " + rd_kafka_err2str(err));
+  }
+  return {low, high};
+}
+
+std::vector<TopicPartition> Consumer::position(const std::vector<TopicPartition>& partitions) const {
+  auto list = to_rd_list(partitions);
+  if (auto err = rd_kafka_position(rk_.get(), list.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw KafkaError(std::string("reading consumer positions failed: ") + rd_kafka_err2str(err));
+  }
+  return from_rd_list(list.get());
+}
+
+std::string Consumer::fatal_error() const {
+  std::array<char, 512> errstr{};
+  const auto err = rd_kafka_fatal_error(rk_.get(), errstr.data(), errstr.size());
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
+  return std::string(rd_kafka_err2name(err)) + ": " + errstr.data();
 }
 
 std::vector<TopicPartition> Consumer::assignment() const {

@@ -14,16 +14,17 @@
 #include <utility>
 
 #include "kafka_llm/common/errors.hpp"
+#include "kafka_llm/redis/handles.hpp"
 
 namespace kafka_llm::redis {
 
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
-RedisReply RedisReply::error(std::string message, bool transport) {
+RedisReply RedisReply::error(std::string message, ErrorSource source) {
   RedisReply reply;
   reply.type = Type::kError;
-  reply.transport_error = transport;
+  reply.transport_error = source == ErrorSource::kTransport;
   reply.str = std::move(message);
   return reply;
 }
@@ -176,7 +177,6 @@ struct RedisClient::Connection : std::enable_shared_from_this<Connection> {
   Connection(RedisClient* client, asio::io_context& io) : owner(client), socket(io), connect_timer(io) {}
 
   RedisClient* owner;
-  redisAsyncContext* ctx = nullptr;
   asio::posix::stream_descriptor socket;
   asio::steady_timer connect_timer;
   bool want_read = false;
@@ -196,6 +196,8 @@ struct RedisClient::Connection : std::enable_shared_from_this<Connection> {
   std::size_t unwritten = 0;    // of those, queued since hiredis' buffer was last written out
   std::deque<Written> written;  // the others, by when their batch was written, oldest first
   Clock::time_point last_reply{};
+  // Last, so that it goes first: freeing a live context still runs the hooks above.
+  AsyncContextPtr ctx;
 
   void note_sent() {
     ++outstanding;
@@ -234,7 +236,7 @@ struct RedisClient::Connection : std::enable_shared_from_this<Connection> {
     socket.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](auto ec) {
       self->read_armed = false;
       if (ec || self->ctx == nullptr || !self->want_read) return;
-      redisAsyncHandleRead(self->ctx);
+      redisAsyncHandleRead(self->ctx.get());
       self->arm_read();
     });
   }
@@ -245,7 +247,7 @@ struct RedisClient::Connection : std::enable_shared_from_this<Connection> {
     socket.async_wait(asio::posix::stream_descriptor::wait_write, [self = shared_from_this()](auto ec) {
       self->write_armed = false;
       if (ec || self->ctx == nullptr || !self->want_write) return;
-      redisAsyncHandleWrite(self->ctx);
+      redisAsyncHandleWrite(self->ctx.get());
       if (!self->want_write) self->note_written();  // hiredis' buffer is empty
       self->arm_write();
     });
@@ -266,7 +268,7 @@ struct RedisClient::Connection : std::enable_shared_from_this<Connection> {
   static void del_write(void* data) { static_cast<Connection*>(data)->want_write = false; }
   static void cleanup(void* data) {
     auto* c = static_cast<Connection*>(data);
-    c->ctx = nullptr;
+    (void)c->ctx.release();  // hiredis is freeing it
     c->want_read = c->want_write = false;
     boost::system::error_code ignored;
     c->socket.cancel(ignored);
@@ -319,7 +321,7 @@ struct RedisClient::Connection : std::enable_shared_from_this<Connection> {
                                       : RedisReply::error(c->owner->last_error_.empty()
                                                               ? std::string("Redis connection lost")
                                                               : c->owner->last_error_,
-                                                          true);
+                                                          RedisReply::ErrorSource::kTransport);
     if (pending->callback) pending->callback(std::move(out));
   }
 
@@ -338,7 +340,7 @@ struct RedisClient::Connection : std::enable_shared_from_this<Connection> {
       pending->args_at = command.size();
     }
     for (auto a : args) append_bulk(command, a);
-    if (redisAsyncFormattedCommand(ctx, &Connection::on_reply, pending.get(), command.data(),
+    if (redisAsyncFormattedCommand(ctx.get(), &Connection::on_reply, pending.get(), command.data(),
                                    command.size()) != REDIS_OK) {
       return false;
     }
@@ -367,7 +369,7 @@ RedisClient::~RedisClient() {
   watchdog_.cancel();
   if (connection_ && connection_->ctx != nullptr) {
     last_error_ = "Redis client closed";
-    redisAsyncFree(connection_->ctx);  // fails pending commands through their callbacks
+    connection_->ctx.reset();  // fails pending commands through their callbacks
   }
   connection_.reset();
 }
@@ -389,21 +391,22 @@ std::size_t RedisClient::pending() const noexcept {
 
 void RedisClient::connect() {
   if (stopping_) return;
-  redisAsyncContext* ac = options_.unix_socket.empty()
+  AsyncContextPtr context(options_.unix_socket.empty()
                               ? redisAsyncConnect(options_.host.c_str(), options_.port)
-                              : redisAsyncConnectUnix(options_.unix_socket.c_str());
-  if (ac == nullptr) {
+                              : redisAsyncConnectUnix(options_.unix_socket.c_str()));
+  if (!context) {
     on_disconnected("cannot allocate a Redis context");
     return;
   }
-  if (ac->err != 0) {
-    std::string reason = std::string("cannot connect to Redis: ") + ac->errstr;
-    redisAsyncFree(ac);
+  if (context->err != 0) {
+    std::string reason = std::string("cannot connect to Redis: ") + context->errstr;
+    context.reset();
     on_disconnected(reason);
     return;
   }
   auto connection = std::make_shared<Connection>(this, io_);
-  connection->ctx = ac;
+  redisAsyncContext* ac = context.get();
+  connection->ctx = std::move(context);
   ac->data = connection.get();
   ac->ev.data = connection.get();
   ac->ev.addRead = &Connection::add_read;
@@ -418,8 +421,7 @@ void RedisClient::connect() {
   connection->connect_timer.expires_after(options_.connect_timeout);
   connection->connect_timer.async_wait([this, connection, alive = alive_](boost::system::error_code ec) {
     if (ec || !*alive || connection->connected || connection->ctx == nullptr) return;
-    redisAsyncContext* stale = connection->ctx;
-    redisAsyncFree(stale);
+    connection->ctx.reset();
     on_disconnected("connecting to Redis timed out");
   });
 }
@@ -451,9 +453,7 @@ void RedisClient::on_connected(const std::shared_ptr<Connection>& connection) {
           last_error_ = is_auth ? "Redis AUTH failed: " + reply.str : "Redis SELECT failed: " + reply.str;
           drop_reason_ = last_error_;
           // Drop the connection outside hiredis' callback; it reconnects with backoff.
-          asio::post(io_, [connection] {
-            if (connection->ctx != nullptr) redisAsyncFree(connection->ctx);
-          });
+          asio::post(io_, [connection] { connection->ctx.reset(); });
         }
         return;
       }
@@ -492,7 +492,7 @@ void RedisClient::check_timeouts() {
         connection_->stalled(Clock::now(), options_.command_timeout)) {
       last_error_ = "Redis command timed out";
       drop_reason_ = last_error_;
-      redisAsyncFree(connection_->ctx);
+      connection_->ctx.reset();
     }
     check_timeouts();
   });
@@ -512,13 +512,13 @@ void RedisClient::send_or_fail(const std::vector<std::string_view>& args, RedisC
   if (!connection_ || !connection_->ready || connection_->ctx == nullptr) {
     std::string reason = last_error_.empty() ? std::string("Redis not connected") : last_error_;
     asio::post(io_, [callback = std::move(callback), reason = std::move(reason)]() mutable {
-      callback(RedisReply::error(std::move(reason), true));
+      callback(RedisReply::error(std::move(reason), RedisReply::ErrorSource::kTransport));
     });
     return;
   }
   if (!connection_->send(args, callback, script)) {
     asio::post(io_, [callback = std::move(callback)]() mutable {
-      callback(RedisReply::error("Redis command could not be queued", true));
+      callback(RedisReply::error("Redis command could not be queued", RedisReply::ErrorSource::kTransport));
     });
   }
 }

@@ -230,7 +230,7 @@ def read_record(
             deadline = time.monotonic() + timeout
             while found is None and time.monotonic() < deadline:
                 record = consumer.poll(200)
-                if record is not None and record.partition == partition and record.offset >= offset:
+                if isinstance(record, k.Record) and record.partition == partition and record.offset >= offset:
                     found = record
         finally:
             consumer.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import threading
@@ -34,6 +35,7 @@ __all__ = ["KafkaBridge", "ResponseSubscription"]
 Headers = list[tuple[str, bytes]]
 
 _POLL_MS = 100
+logger = logging.getLogger("kafka_llm.service")
 _MAX_BATCH = 1000
 
 
@@ -237,7 +239,11 @@ class KafkaBridge:
             batch: list[tuple[str, dict[str, Any]]] = []
             seen = 0
             while record is not None:
-                self._collect(record, batch)
+                if isinstance(record, _core.ErrorEvent):
+                    # librdkafka recovers by itself (reconnects, waits for the topic).
+                    logger.warning("response consumer: %s: %s", record.name, record.reason)
+                else:
+                    self._collect(record, batch)
                 seen += 1
                 record = consumer.poll(0) if seen < _MAX_BATCH else None
             if batch:

@@ -6,6 +6,7 @@
 
 #include "kafka_llm/common/errors.hpp"
 #include "kafka_llm/kafka/admin.hpp"
+#include "kafka_llm/kafka/blocking_producer.hpp"
 #include "kafka_llm/kafka/consumer.hpp"
 #include "kafka_llm/kafka/producer.hpp"
 #include "kafka_llm/kafka/queue_watcher.hpp"
@@ -114,6 +115,37 @@ TEST(KafkaClient, QueueWatcherWakesAnAsioLoopForDeliveryReports) {
   }
   io.run_for(std::chrono::seconds(30));
   EXPECT_EQ(delivered, 50);
+}
+
+TEST(KafkaClient, BlockingProducerTracksWhereRecordsLandedAndConsumeReadsThemBack) {
+  const std::string topic = unique_name("blocking");
+  kafka::create_topics(client_props(), {{topic, 2, 1, {}}}, 30000);
+  kafka::BlockingProducer producer(client_props());
+  const auto first = producer.produce(topic, "a", "k", {{"h", "1"}}, 1, kafka::Tracking::kTracked);
+  EXPECT_EQ(producer.produce(topic, "b", std::nullopt, {}, 1, kafka::Tracking::kUntracked), 0u);
+  const auto third = producer.produce(topic, "c", std::nullopt, {}, 0, kafka::Tracking::kTracked);
+  EXPECT_TRUE(producer.flush(30000).empty());
+  const auto deliveries = producer.take_deliveries();
+  ASSERT_EQ(deliveries.size(), 2u);
+  for (const auto& d : deliveries) {
+    EXPECT_FALSE(d.error.has_value());
+    EXPECT_EQ(d.offset, 0);
+    EXPECT_EQ(d.partition, d.id == first ? 1 : 0);
+    EXPECT_TRUE(d.id == first || d.id == third);
+  }
+
+  auto props = client_props();
+  props.emplace_back("group.id", unique_name("reader"));
+  kafka::Consumer consumer(props);
+  consumer.assign({{topic, 1, RD_KAFKA_OFFSET_BEGINNING}});
+  EXPECT_EQ(consumer.query_watermarks(topic, 1, 10000), std::make_pair(std::int64_t{0}, std::int64_t{2}));
+  const auto records = consumer.consume(2, 30000);
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].value(), "a");
+  EXPECT_EQ(records[0].key(), std::optional<std::string_view>("k"));
+  EXPECT_EQ(records[1].value(), "b");
+  EXPECT_EQ(consumer.position({{topic, 1}}), (std::vector<kafka::TopicPartition>{{topic, 1, 2}}));
+  EXPECT_THROW((void)consumer.query_watermarks(topic, 7, 2000), KafkaError);
 }
 
 TEST(KafkaClient, BadPropertyFailsNamingTheKey) {

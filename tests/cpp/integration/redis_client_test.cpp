@@ -244,7 +244,7 @@ TEST(RedisClient, EvalSendsTheScriptTextOnlyWhenRedisLacksIt) {
     client.eval(script, {"1", "k", arg, ""}, [&](RedisReply&& r) { reply = std::move(r); });
     EXPECT_TRUE(run_until(
         io, [&] { return reply.has_value(); }, std::chrono::seconds(5)));
-    return reply.value_or(RedisReply::error("no reply", true));
+    return reply.value_or(RedisReply::error("no reply", RedisReply::ErrorSource::kTransport));
   };
   for (const std::string arg : {"first", "second: spaces and \r\n"}) {
     const RedisReply reply = run(arg);

@@ -38,7 +38,7 @@ class SharedRateLimitScript : public ::testing::Test {
       io_.restart();
     }
     EXPECT_TRUE(reply.has_value()) << "no reply to " << args.front();
-    return reply.value_or(RedisReply::error("timeout", true));
+    return reply.value_or(RedisReply::error("timeout", RedisReply::ErrorSource::kTransport));
   }
 
   boost::asio::io_context io_;

@@ -24,7 +24,8 @@ void set_default_property(Properties& props, std::string name, std::string value
 /// True for properties whose values must never be printed (passwords, secrets, keys).
 bool is_secret_property(std::string_view name) noexcept;
 
-/// Builds a librdkafka configuration. Throws ConfigError naming `<key_prefix>.<property>` and
+/// Builds a librdkafka configuration whose log lines go to the core's log sink (kafka_llm::log,
+/// "librdkafka <client name> <facility>: <message>"). Throws ConfigError naming `<key_prefix>.<property>` and
 /// librdkafka's reason when a property is unknown or its value invalid; secret values are
 /// never included in the message.
 ConfPtr make_conf(const Properties& props, const std::string& key_prefix = "kafka");

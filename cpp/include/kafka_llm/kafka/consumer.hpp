@@ -52,6 +52,13 @@ class Consumer {
   void assign(const std::vector<TopicPartition>& partitions);
   /// A record, a consumer error event (check Message::error()), or nullopt on timeout.
   std::optional<Message> poll(int timeout_ms);
+  /// As poll(), but a fatal error event (the consumer cannot go on, e.g. a fenced static member)
+  /// throws KafkaError with librdkafka's reason; non-fatal error events are returned.
+  std::optional<Message> poll_checked(int timeout_ms);
+  /// Records (never error events) until `max_records` arrived or `timeout_ms` passed. Non-fatal
+  /// error events are logged (a warning; a partition end at debug level) and skipped; a fatal one
+  /// throws KafkaError.
+  std::vector<Message> consume(std::size_t max_records, int timeout_ms);
   void pause(const std::vector<TopicPartition>& partitions);
   void resume(const std::vector<TopicPartition>& partitions);
   /// Commits the given offsets (the next offset to consume, per partition).
@@ -62,6 +69,15 @@ class Consumer {
   /// Low and high watermarks from the local cache (no broker round trip); nullopt when unknown.
   std::optional<std::pair<std::int64_t, std::int64_t>> watermarks(const std::string& topic,
                                                                   std::int32_t partition) const;
+  /// The partition's (low, high) offsets asked of its leader (blocking, bounded by timeout).
+  /// Throws KafkaError naming the partition and the broker's reason.
+  std::pair<std::int64_t, std::int64_t> query_watermarks(const std::string& topic, std::int32_t partition,
+                                                         int timeout_ms);
+  /// For each given partition, the next offset this consumer hands out (RD_KAFKA_OFFSET_INVALID
+  /// before its first record); offsets of the input are ignored. Throws KafkaError.
+  std::vector<TopicPartition> position(const std::vector<TopicPartition>& partitions) const;
+  /// The fatal error that stopped this consumer ("<error name>: <reason>"), or empty.
+  std::string fatal_error() const;
   std::vector<TopicPartition> assignment() const;
   /// "COOPERATIVE", "EAGER" or "NONE".
   std::string rebalance_protocol() const;

@@ -42,8 +42,12 @@ struct RedisReply {
   long long integer = 0;
   std::vector<RedisReply> elements;
 
+  /// Who failed: Redis itself (an error reply) or the way to it (kTransport: not connected,
+  /// timed out, connection lost).
+  enum class ErrorSource : std::uint8_t { kRedis, kTransport };
+
   bool ok() const noexcept { return type != Type::kError; }
-  static RedisReply error(std::string message, bool transport);
+  static RedisReply error(std::string message, ErrorSource source);
 };
 
 using RedisCallback = std::function<void(RedisReply&&)>;
