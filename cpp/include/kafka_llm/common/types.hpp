@@ -16,7 +16,8 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 /// The pointer stays valid while `headers` is not modified.
 const std::string* find_header(const HeaderList& headers, std::string_view name) noexcept;
 
-/// Why a request ended up on the dead-letter topic (docs/formats.md, "Dead-letter record": header `x-error-class`).
+/// Why a request ended up on the dead-letter topic (docs/formats.md, "Dead-letter record": header
+/// `x-error-class`).
 enum class ErrorClass : std::uint8_t {
   kRetriesExhausted,
   kNonRetryable,
