@@ -28,7 +28,9 @@ def _embedded_trampoline(fn: EmbeddedProvider) -> Callable[[str, str], tuple[int
 
 
 class Pipeline:
-    """Consumes LLM requests from Kafka and turns them into results (docs/architecture.md, docs/guarantees.md).
+    """Consumes LLM requests from Kafka and turns them into results.
+
+    How: docs/architecture.md; what is promised: docs/guarantees.md.
 
     The work happens on native threads: ``start()`` returns at once, and ``stop()`` (or leaving a
     ``with`` block) drains in-flight requests for up to the drain timeout, commits what finished
