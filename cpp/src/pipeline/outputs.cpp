@@ -37,6 +37,21 @@ format::ResultRecord result_record(const RequestFacts& facts, format::ResultStat
 }
 
 format::ResponseEnvelope response(const RequestFacts& facts, const format::ResultRecord& record) {
+  format::ResultRecord copy;
+  copy.status = record.status;
+  copy.error = record.error;
+  copy.status_code = record.status_code;
+  copy.body = record.body;
+  copy.body_text = record.body_text;
+  copy.provider = record.provider;
+  copy.model = record.model;
+  copy.attempts = record.attempts;
+  copy.latency_ms = record.latency_ms;
+  copy.prompt_version = record.prompt_version;
+  return response(facts, std::move(copy));
+}
+
+format::ResponseEnvelope response(const RequestFacts& facts, format::ResultRecord&& record) {
   const int status = record.status_code.value_or(200);
   format::ResponseEnvelope envelope;
   envelope.metadata = facts.request ? facts.request->metadata : facts.poison->metadata;
@@ -44,15 +59,15 @@ format::ResponseEnvelope response(const RequestFacts& facts, const format::Resul
   if (record.status == format::ResultStatus::kError) {
     envelope.body = format::error_body(status, record.error.value_or(""));
   } else {
-    envelope.body = record.body;
-    envelope.body_text = record.body_text;
+    envelope.body = std::move(record.body);
+    envelope.body_text = std::move(record.body_text);
   }
   envelope.request_id = facts.request_id();
-  envelope.provider = record.provider;
-  envelope.model = record.model;
+  envelope.provider = std::move(record.provider);
+  envelope.model = std::move(record.model);
   envelope.attempts = record.attempts;
   envelope.latency_ms = record.latency_ms.value_or(0.0);
-  envelope.prompt_version = record.prompt_version;
+  envelope.prompt_version = std::move(record.prompt_version);
   return envelope;
 }
 

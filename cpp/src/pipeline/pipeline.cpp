@@ -450,7 +450,7 @@ void Pipeline::Impl::carry_out(Job& job, Action& action) {
             if (!ec) deliver(id, [](RequestMachine& m, Actions& out) { m.on_timer(out); });
           });
         } else if constexpr (std::is_same_v<A, action::StoreResult>) {
-          store_->store_unless_done(a.record, on_store);
+          store_->store_unless_done(*a.record, on_store);
         } else if constexpr (std::is_same_v<A, action::Produce>) {
           sink_->send(id, std::move(a.output));
         } else if constexpr (std::is_same_v<A, action::Finish>) {

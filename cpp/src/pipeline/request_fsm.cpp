@@ -75,7 +75,7 @@ void RequestMachine::start(Actions& out) {
   const auto& record = facts_.record;
   auto parsed = format::parse_request(record.value, record.key, record.origin, options);
   if (auto* poison = std::get_if<format::PoisonRecord>(&parsed)) {
-    facts_.poison = std::move(*poison);
+    facts_.poison = std::make_unique<const format::PoisonRecord>(std::move(*poison));
     reject_poison(out);
     return;
   }
@@ -502,7 +502,7 @@ void RequestMachine::fail(ErrorClass error_class, int http_status, const std::st
   facts.origin = facts_.record.origin;
   if (facts_.attempts > 0) facts.first_attempt_ms = facts_.first_attempt_ms;
   facts.failed_at_ms = record.updated_ms;
-  dead_letter_ = std::move(facts);
+  outcome().dead_letter = std::move(facts);
   count_finished(to_string(error_class));
   store_outcome(std::move(record), out);
 }
@@ -524,11 +524,11 @@ void RequestMachine::reject_poison(Actions& out) {
   facts.model = facts_.model_version;
   facts.origin = facts_.record.origin;
   facts.failed_at_ms = record.updated_ms;
-  dead_letter_ = std::move(facts);
+  outcome().dead_letter = std::move(facts);
   count_finished(to_string(poison.error_class));
-  publish_response_ = poison.reply == format::ErrorReply::kSend;
-  if (!publish_response_) {
-    outcome_ = std::move(record);
+  outcome().publish_response = poison.reply == format::ErrorReply::kSend;
+  if (!outcome().publish_response) {
+    outcome().record = std::move(record);
     publish(out);
     return;
   }
@@ -536,9 +536,9 @@ void RequestMachine::reject_poison(Actions& out) {
 }
 
 void RequestMachine::store_outcome(format::ResultRecord record, Actions& out) {
-  outcome_ = std::move(record);
+  outcome().record = std::move(record);
   state_ = RequestState::kStoring;
-  out.emplace_back(action::StoreResult{outcome_});
+  out.emplace_back(action::StoreResult{&outcome_->record});
 }
 
 void RequestMachine::on_store(StoreReply reply, Actions& out) {
@@ -567,34 +567,35 @@ void RequestMachine::on_store(StoreReply reply, Actions& out) {
 
 void RequestMachine::publish(Actions& out) {
   state_ = RequestState::kPublishing;
+  Outcome& outcome = *outcome_;
+  format::ResultRecord& record = outcome.record;  // published once: its body moves into the response
   const auto& topic = env_.stream.responses_topic;
   const std::string& id = facts_.request_id();
   HeaderList headers = outputs::output_headers(facts_);
   const bool streamed = facts_.request && facts_.request->stream;
-  if (outcome_.status == format::ResultStatus::kDone) {
-    const std::string response = format::serialize_response(outputs::response(facts_, outcome_));
+  if (record.status == format::ResultStatus::kDone) {
+    std::string frame = streamed ? format::serialize_final_frame(outputs::final_frame(
+                                       facts_, record, stream_.seq, stream_.finish_reason))
+                                 : std::string();
+    std::string response = format::serialize_response(outputs::response(facts_, std::move(record)));
     send_for_review(response, headers, out);
-    produce(topic, id,
-            streamed ? format::serialize_final_frame(
-                           outputs::final_frame(facts_, outcome_, stream_.seq, stream_.finish_reason))
-                     : response,
-            std::move(headers), out);
-  } else if (publish_response_) {
+    produce(topic, id, streamed ? std::move(frame) : std::move(response), std::move(headers), out);
+  } else if (outcome.publish_response) {
     if (streamed) {
-      auto frame = outputs::final_frame(facts_, outcome_, stream_.seq, stream_.finish_reason);
+      auto frame = outputs::final_frame(facts_, record, stream_.seq, stream_.finish_reason);
       frame.usage = stream_.usage;
       produce(topic, id, format::serialize_final_frame(frame), std::move(headers), out);
     } else {
-      auto response = outputs::response(facts_, outcome_);
-      if (dead_letter_->error_class == ErrorClass::kSchemaViolation)
+      auto response = outputs::response(facts_, record);
+      if (outcome.dead_letter->error_class == ErrorClass::kSchemaViolation)
         response.body["error"]["type"] = "schema_violation";
       produce(topic, id, format::serialize_response(response), std::move(headers), out);
     }
   }
-  if (dead_letter_) {
+  if (outcome.dead_letter) {
     produce(env_.stream.dlq_topic, facts_.record.key, facts_.record.value,
-            outputs::dead_letter_headers(facts_, *dead_letter_, env_.secrets), out);
-    env_.metrics.dead_letter(dead_letter_->error_class);
+            outputs::dead_letter_headers(facts_, *outcome.dead_letter, env_.secrets), out);
+    env_.metrics.dead_letter(outcome.dead_letter->error_class);
   }
   finish_if_delivered(out);
 }
@@ -603,7 +604,6 @@ void RequestMachine::publish(Actions& out) {
 // deduplicated against) as this request's response.
 void RequestMachine::publish_done(const format::ResultRecord& record, Actions& out) {
   state_ = RequestState::kPublishing;
-  dead_letter_.reset();
   HeaderList headers = outputs::output_headers(facts_);
   std::string value = format::serialize_response(outputs::response(facts_, record));
   if (record.status == format::ResultStatus::kDone) send_for_review(value, headers, out);
@@ -667,7 +667,7 @@ void RequestMachine::on_timer(Actions& out) {
       admit(out);
       return;
     case Resume::kStore:
-      out.emplace_back(action::StoreResult{outcome_});
+      out.emplace_back(action::StoreResult{&outcome_->record});
       return;
   }
 }
@@ -692,6 +692,11 @@ void RequestMachine::on_revoked(Actions& out) {
     case RequestState::kAbandoned:
       return;
   }
+}
+
+RequestMachine::Outcome& RequestMachine::outcome() {
+  if (!outcome_) outcome_ = std::make_unique<Outcome>();
+  return *outcome_;
 }
 
 void RequestMachine::count_finished(std::string_view outcome) {

@@ -284,7 +284,7 @@ TEST_F(Fsm, UnknownProviderFailsWithoutACall) {
   make(chat(false, R"(,"provider":"nope")"));
   start();
   EXPECT_EQ(kinds(), std::vector<std::string>{"StoreResult"});
-  const auto& record = only<action::StoreResult>().record;
+  const auto& record = *only<action::StoreResult>().record;
   EXPECT_EQ(record.status, format::ResultStatus::kError);
   EXPECT_EQ(record.status_code, 400);
   EXPECT_EQ(record.error, "unknown provider \"nope\"");
@@ -320,7 +320,7 @@ TEST_F(Fsm, SuccessStoresThenPublishesThenFinishes) {
   EXPECT_EQ(kinds(), (std::vector<std::string>{"ReportToBreaker", "SettleTokens", "StoreResult"}));
   EXPECT_EQ(only<action::ReportToBreaker>().report, BreakerReport::kClassified);
   EXPECT_EQ(only<action::SettleTokens>().total_tokens, 5);
-  const auto& record = only<action::StoreResult>().record;
+  const auto& record = *only<action::StoreResult>().record;
   EXPECT_EQ(record.status, format::ResultStatus::kDone);
   EXPECT_EQ(record.output, "hello");
   EXPECT_EQ(record.attempts, 1);
@@ -349,7 +349,7 @@ TEST_F(Fsm, AnEarlierOwnersDoneResultWinsOverThisOutcome) {
   timer();
   admitted();
   answered(answer(400, R"({"error":{"message":"bad"}})"));
-  ASSERT_EQ(only<action::StoreResult>().record.status, format::ResultStatus::kError);
+  ASSERT_EQ(only<action::StoreResult>().record->status, format::ResultStatus::kError);
   format::ResultRecord done;
   done.status = format::ResultStatus::kDone;
   done.request_id = "r1";
@@ -402,7 +402,7 @@ TEST_F(Fsm, SchemaViolationFailsWith422AndTheRawOutput) {
       features::JsonSchema::compile(json{{"type", "object"}, {"required", {"label"}}}));
   to_calling();
   answered(answer(200, completion_body(R"({"other":1})")));
-  const auto& record = only<action::StoreResult>().record;
+  const auto& record = *only<action::StoreResult>().record;
   EXPECT_EQ(record.status, format::ResultStatus::kError);
   EXPECT_EQ(record.status_code, 422);
   stored();
@@ -419,7 +419,7 @@ TEST_F(Fsm, PromptTemplateVersionTagsEveryOutput) {
       features::PromptTemplate::compile("v2", "Be terse.", "Summarize: {{input}}"));
   to_calling();
   answered(answer(200, completion_body("x")));
-  EXPECT_EQ(only<action::StoreResult>().record.prompt_version, "v2");
+  EXPECT_EQ(only<action::StoreResult>().record->prompt_version, "v2");
   stored();
   const auto outputs = produced();
   EXPECT_EQ(*find_header(outputs[0].headers, "prompt_version"), "v2");
@@ -462,7 +462,7 @@ TEST_F(Fsm, RetriesExhaustedGoToTheDeadLetterTopic) {
     admitted();
   }
   answered(answer(503, R"({"error":{"message":"overloaded"}})"));
-  const auto& record = only<action::StoreResult>().record;
+  const auto& record = *only<action::StoreResult>().record;
   EXPECT_EQ(record.attempts, 4);
   EXPECT_NE(record.error->find("overloaded"), std::string::npos);
   stored();
@@ -480,7 +480,7 @@ TEST_F(Fsm, DeadlineReachedMidRetryFailsAsTimeout) {
   timer();
   admitted();
   answered(answer(503));
-  const auto& record = only<action::StoreResult>().record;
+  const auto& record = *only<action::StoreResult>().record;
   EXPECT_EQ(record.status_code, 503);
   stored();
   EXPECT_EQ(*find_header(produced()[1].headers, "x-error-class"), "timeout");
@@ -490,7 +490,7 @@ TEST_F(Fsm, TransportTimeoutWithoutStatusIs504) {
   config_.retry.max_attempts = 1;
   to_calling();
   answered(transport_failure(policy::TransportError::kTimeoutTotal, "timed out"));
-  EXPECT_EQ(only<action::StoreResult>().record.status_code, 502);  // attempts exhausted, not the deadline
+  EXPECT_EQ(only<action::StoreResult>().record->status_code, 502);  // attempts exhausted, not the deadline
 }
 
 TEST_F(Fsm, CircuitOpenWaitsAndAsksAgain) {
@@ -521,7 +521,7 @@ TEST_F(Fsm, MalformedSuccessIsRetriedOnceThenFails) {
   timer();
   admitted();
   answered(answer(200, "[1,2]"));
-  const auto& record = only<action::StoreResult>().record;
+  const auto& record = *only<action::StoreResult>().record;
   EXPECT_NE(record.error->find("not a JSON object"), std::string::npos);
 }
 
@@ -535,14 +535,14 @@ TEST_F(Fsm, EmbeddedRaiseFailsAtOnce) {
   call.final_error = true;
   answered(std::move(call));
   EXPECT_EQ(only<action::ReportToBreaker>().report, BreakerReport::kFailure);
-  EXPECT_EQ(only<action::StoreResult>().record.error, "ValueError: nope");
+  EXPECT_EQ(only<action::StoreResult>().record->error, "ValueError: nope");
 }
 
 TEST_F(Fsm, SecretsNeverReachOutputs) {
   config_.retry.max_attempts = 1;
   to_calling();
   answered(answer(400, R"({"error":{"message":"bad key sk-secret-key"}})"));
-  EXPECT_EQ(only<action::StoreResult>().record.error->find("sk-secret-key"), std::string::npos);
+  EXPECT_EQ(only<action::StoreResult>().record->error->find("sk-secret-key"), std::string::npos);
   stored();
   for (const auto& output : produced()) {
     for (const auto& [name, value] : output.headers)
@@ -601,7 +601,7 @@ TEST_F(FsmDedupe, RedisDownMeansCall) {
 TEST_F(FsmDedupe, ServedFromTheEarlierResult) {
   to_holder();
   earlier(record(format::ResultStatus::kDone));
-  const auto& stored_record = only<action::StoreResult>().record;
+  const auto& stored_record = *only<action::StoreResult>().record;
   EXPECT_EQ(stored_record.request_id, "r1");
   EXPECT_EQ(stored_record.output, "shared");
   EXPECT_EQ(stored_record.attempts, 0);
@@ -664,7 +664,7 @@ TEST_F(Fsm, StreamChunksBecomeFramesThenAFinalFrame) {
   EXPECT_EQ(json::parse(produced()[0].value)["seq"], 1);
   EXPECT_EQ(machine_->chunks(), 2U);
   answered(answer(200));
-  EXPECT_EQ(only<action::StoreResult>().record.output, "Hello");
+  EXPECT_EQ(only<action::StoreResult>().record->output, "Hello");
   stored();
   const auto final_frame = json::parse(produced()[0].value);
   EXPECT_EQ(final_frame["done"], true);
@@ -682,7 +682,7 @@ TEST_F(Fsm, AStreamThatFailsMidwayEndsWithAnErrorFrame) {
   data(sse_chunk("a") + sse_chunk("b"));
   answered(transport_failure(policy::TransportError::kReset, "connection reset"));
   EXPECT_EQ(only<action::ReportToBreaker>().report, BreakerReport::kFailure);
-  const auto& record = only<action::StoreResult>().record;
+  const auto& record = *only<action::StoreResult>().record;
   EXPECT_EQ(record.status_code, 502);
   EXPECT_EQ(record.error, "stream failed after 2 chunks: connection reset");
   stored();
@@ -703,7 +703,7 @@ TEST_F(Fsm, AStreamThatFailsBeforeItsFirstChunkIsRetried) {
   admitted();
   data(sse_chunk("ok", "\"stop\"") + "data: [DONE]\n\n");
   answered(answer(200));
-  EXPECT_EQ(only<action::StoreResult>().record.output, "ok");
+  EXPECT_EQ(only<action::StoreResult>().record->output, "ok");
 }
 
 TEST_F(Fsm, ANonStreamAnswerToAStreamedRequestIsMalformed) {
@@ -711,7 +711,7 @@ TEST_F(Fsm, ANonStreamAnswerToAStreamedRequestIsMalformed) {
   to_calling(chat(true));
   data(R"({"not":"an event stream"})");
   answered(answer(200));
-  const auto& record = only<action::StoreResult>().record;
+  const auto& record = *only<action::StoreResult>().record;
   EXPECT_NE(record.error->find("not an event stream"), std::string::npos);
 }
 
@@ -737,7 +737,7 @@ TEST_F(Fsm, PoisonWithARequestIdIsAnsweredAndDeadLettered) {
   make(R"({"request_id":"p1","body":{"model":"m"}})");
   start();
   EXPECT_EQ(kinds(), std::vector<std::string>{"StoreResult"});
-  const auto& record = only<action::StoreResult>().record;
+  const auto& record = *only<action::StoreResult>().record;
   EXPECT_EQ(record.request_id, "p1");
   EXPECT_EQ(record.status_code, 400);
   stored();

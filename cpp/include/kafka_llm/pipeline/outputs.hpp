@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,7 +40,7 @@ struct RequestFacts {
   HeaderList trace;  ///< W3C trace context of the request (traceparent, tracestate), carried onwards
   /// The parsed request; empty for a poison record, whose identity is in `poison`.
   std::optional<format::RequestEnvelope> request;
-  std::optional<format::PoisonRecord> poison;
+  std::unique_ptr<const format::PoisonRecord> poison;  ///< behind a pointer: rare, and large
   std::string provider;        ///< the provider serving the request, else the one it named, else ""
   std::string model_version;   ///< header `model_version`
   std::string prompt_version;  ///< the stream's prompt template version once applied, else ""
@@ -76,6 +77,8 @@ format::ResultRecord result_record(const RequestFacts& facts, format::ResultStat
 /// error record, error_body of its status and message), attempts, latency and prompt version,
 /// with the request's metadata and identity.
 format::ResponseEnvelope response(const RequestFacts& facts, const format::ResultRecord& record);
+/// The same, taking `record`'s body instead of copying it.
+format::ResponseEnvelope response(const RequestFacts& facts, format::ResultRecord&& record);
 
 /// The last frame of a streamed request that ended with `record`, `seq` one past the last chunk.
 format::StreamFinalFrame final_frame(const RequestFacts& facts, const format::ResultRecord& record,

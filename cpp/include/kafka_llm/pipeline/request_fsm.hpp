@@ -107,9 +107,10 @@ struct SettleTokens {
 struct WaitUntil {
   std::chrono::steady_clock::time_point at;
 };
-/// Store the outcome's record unless a done one is there; answer with on_store.
+/// Store the outcome's record unless a done one is there; answer with on_store. `record` is the
+/// machine's own, valid while the machine lives (carry the action out before the next event).
 struct StoreResult {
-  format::ResultRecord record;
+  const format::ResultRecord* record = nullptr;
 };
 /// Produce `output`; answer with on_delivered once the broker acknowledged it (the I/O layer sends
 /// it again until it does).
@@ -235,10 +236,15 @@ class RequestMachine {
   std::string dedupe_holder_;
   int dedupe_polls_ = 0;
   StreamAssembly stream_;
-  /// The outcome being stored, and what its publication needs.
-  format::ResultRecord outcome_;
-  std::optional<format::DeadLetterFacts> dead_letter_;
-  bool publish_response_ = true;  ///< false for a poison record no client can correlate
+  /// The outcome being stored, and what its publication needs; allocated once it is decided, so a
+  /// request in flight costs only what it uses (docs/architecture.md: memory per in-flight request).
+  struct Outcome {
+    format::ResultRecord record;
+    std::optional<format::DeadLetterFacts> dead_letter;
+    bool publish_response = true;  ///< false for a poison record no client can correlate
+  };
+  Outcome& outcome();
+  std::unique_ptr<Outcome> outcome_;
   int outputs_pending_ = 0;
 };
 
