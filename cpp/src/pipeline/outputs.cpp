@@ -37,18 +37,7 @@ format::ResultRecord result_record(const RequestFacts& facts, format::ResultStat
 }
 
 format::ResponseEnvelope response(const RequestFacts& facts, const format::ResultRecord& record) {
-  format::ResultRecord copy;
-  copy.status = record.status;
-  copy.error = record.error;
-  copy.status_code = record.status_code;
-  copy.body = record.body;
-  copy.body_text = record.body_text;
-  copy.provider = record.provider;
-  copy.model = record.model;
-  copy.attempts = record.attempts;
-  copy.latency_ms = record.latency_ms;
-  copy.prompt_version = record.prompt_version;
-  return response(facts, std::move(copy));
+  return response(facts, format::ResultRecord(record));
 }
 
 format::ResponseEnvelope response(const RequestFacts& facts, format::ResultRecord&& record) {
