@@ -565,6 +565,7 @@ PipelineConfig parse_document(const json& document, const ConfigSource& source) 
 // The secrets a document or its environment may hold, so that no error repeats one.
 std::vector<std::string> candidate_secrets(const json& document, const Environment& env) {
   std::vector<std::string> out;
+  out.reserve(std::size(kBuiltinProviders));
   for (const auto& builtin : kBuiltinProviders) out.push_back(env_value(env, builtin.key_env));
   const json* providers =
       document.is_object() && document.contains("providers") ? &document["providers"] : nullptr;
