@@ -240,8 +240,8 @@ void Pipeline::Impl::stop() {
     producer_watcher_.reset();
     dispatch_->stop();
     jobs_.clear();
+    redis_.reset();  // fails what is pending through the store's callbacks: the store goes after it
     store_.reset();
-    redis_.reset();
     closed.set_value();
   });
   closed.get_future().wait();
