@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import threading
 import time
@@ -35,9 +34,6 @@ def register(sub: Subcommands) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    # The core's lines (and librdkafka's) reach `logging` as `kafka_llm.core`: a worker shows them
-    # on stderr unless the application configured logging itself.
-    logging.basicConfig(level=logging.INFO, format="kafka-llm: %(levelname)s: %(name)s: %(message)s")
     try:
         config = load_config(args.config)
         pipeline = Pipeline(config)
