@@ -32,6 +32,8 @@ std::string_view to_string(ErrorClass error_class) noexcept {
       return "schema_violation";
     case ErrorClass::kTimeout:
       return "timeout";
+    case ErrorClass::kExpired:
+      return "expired";
   }
   return "unknown";
 }

@@ -1,5 +1,7 @@
 #include "kafka_llm/format/request_envelope.hpp"
 
+#include <cmath>
+#include <limits>
 #include <utility>
 
 #include "json_util.hpp"
@@ -58,6 +60,32 @@ std::size_t prompt_value_bytes(const json& value) {
     }
   }
   return bytes;
+}
+
+// A JSON number of milliseconds: a non-negative integer, or a finite non-negative float (what
+// JavaScript's Date.now() and Python's time.time() * 1000 give), rounded down.
+std::optional<std::int64_t> non_negative_millis(const json& value) {
+  if (value.is_number_unsigned()) {
+    const auto v = value.get<std::uint64_t>();
+    if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) return std::nullopt;
+    return static_cast<std::int64_t>(v);
+  }
+  if (value.is_number_integer()) {
+    const auto v = value.get<std::int64_t>();
+    return v >= 0 ? std::optional(v) : std::nullopt;
+  }
+  if (value.is_number_float()) {
+    const double v = value.get<double>();
+    if (!std::isfinite(v) || v < 0 || v >= 9.0e18) return std::nullopt;
+    return static_cast<std::int64_t>(v);
+  }
+  return std::nullopt;
+}
+
+// must_be, naming the value when it is a number of the wrong sign or size.
+std::string millis_error(std::string_view field, std::string_view expected, const json& actual) {
+  if (!actual.is_number()) return must_be(field, expected, actual);
+  return std::string(field) + " must be " + std::string(expected) + " (got " + actual.dump() + ")";
 }
 
 std::size_t message_content_bytes(const json& message) {
@@ -130,6 +158,18 @@ class RequestParser {
     if (provider != nullptr && !provider->is_string())
       return poison(must_be("provider", "a string", *provider));
 
+    std::optional<std::int64_t> deadline_ms;
+    std::optional<std::int64_t> timeout_ms;
+    if (const json* field = member(doc_, "deadline_ms"); field != nullptr) {
+      deadline_ms = non_negative_millis(*field);
+      if (!deadline_ms)
+        return poison(millis_error("deadline_ms", "a non-negative number of milliseconds since the epoch", *field));
+    }
+    if (const json* field = member(doc_, "timeout_ms"); field != nullptr) {
+      timeout_ms = non_negative_millis(*field);
+      if (!timeout_ms) return poison(millis_error("timeout_ms", "a non-negative number of milliseconds", *field));
+    }
+
     const json* body = member(doc_, "body");
     if (body == nullptr) return poison("body is required");
     if (!body->is_object()) return poison(must_be("body", "a JSON object", *body));
@@ -181,6 +221,8 @@ class RequestParser {
       envelope.provider = provider->get_ref<const std::string&>();
     }
     envelope.stream = stream != nullptr && stream->get<bool>();
+    envelope.deadline_ms = deadline_ms;
+    envelope.timeout_ms = timeout_ms;
     envelope.prompt_bytes = prompt_bytes;
     resolve_request_id(envelope.request_id, envelope.request_id_source);
     // Move, not copy: the body can be most of a megabyte. `model`, `provider` and friends point

@@ -64,6 +64,11 @@ void PipelineMetrics::first_token(std::uint64_t micros) {
   first_token_.record(micros);
 }
 
+void PipelineMetrics::queued(std::uint64_t micros) {
+  std::lock_guard lock(mutex_);
+  queue_.record(micros);
+}
+
 void PipelineMetrics::retry(const std::string& reason) {
   std::lock_guard lock(mutex_);
   ++retries_[reason];
@@ -191,7 +196,8 @@ nlohmann::json PipelineMetrics::snapshot() const {
   out["consumer_lag"] = std::move(lag);
   out["latency"] = {{"provider", summary(provider_latency_)},
                     {"end_to_end", summary(end_to_end_)},
-                    {"time_to_first_token", summary(first_token_)}};
+                    {"time_to_first_token", summary(first_token_)},
+                    {"queue", summary(queue_)}};
   return out;
 }
 
@@ -212,6 +218,7 @@ std::string PipelineMetrics::prometheus() const {
   histogram_text(out, "kafka_llm_end_to_end_seconds", "Record timestamp to finished result.", end_to_end_);
   histogram_text(out, "kafka_llm_time_to_first_token_seconds", "Time to the first streamed token.",
                  first_token_);
+  histogram_text(out, "kafka_llm_queue_seconds", "Record timestamp to the first provider call.", queue_);
   out << "# HELP kafka_llm_retries_total Provider call retries.\n# TYPE kafka_llm_retries_total counter\n";
   for (const auto& [reason, count] : retries_) {
     out << "kafka_llm_retries_total{reason=\"" << escape_label(reason) << "\"} " << count << "\n";

@@ -26,6 +26,9 @@ constexpr std::array kKeys{
               "`kafka://<dead-letter topic>`."},
     ConfigKey{"messaging.streams[].maxHandlers", "integer", "5000",
               "In-flight window of the stream: requests being worked on at once (at least 1)."},
+    ConfigKey{"messaging.streams[].deadline", "duration", "(none)",
+              "Default deadline of the stream's requests, from the record's timestamp; a request's own "
+              "`deadline_ms`, `timeout_ms` or `x-deadline-ms` header replaces it."},
     ConfigKey{"messaging.streams[].prompt", "mapping", "",
               "Prompt template applied before the provider call."},
     ConfigKey{"messaging.streams[].prompt.version", "string", "(required)",

@@ -341,6 +341,10 @@ StreamConfig parse_stream(const Section& s, const std::filesystem::path& base_di
   stream.dlq_topic =
       dlq.empty() ? stream.requests_topic + ".dlq" : kafka_url(dlq, s.key("dlqURL"), false).second;
   stream.max_handlers = static_cast<std::size_t>(s.integer("maxHandlers", 1));
+  if (s.find("deadline") != nullptr) {
+    stream.deadline = s.duration("deadline", Millis(1));
+    stream.features["deadline_ms"] = stream.deadline->count();
+  }
   parse_prompt(s, stream);
   parse_output_schema(s, base_dir, stream);
   parse_redact(s, stream);

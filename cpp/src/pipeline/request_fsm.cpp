@@ -1,5 +1,8 @@
 #include "kafka_llm/pipeline/request_fsm.hpp"
 
+#include <algorithm>
+#include <limits>
+
 #include "kafka_llm/features/dedupe.hpp"
 #include "kafka_llm/features/output_check.hpp"
 #include "kafka_llm/features/request_preparation.hpp"
@@ -93,6 +96,16 @@ void RequestMachine::start(Actions& out) {
   }
   facts_.provider = provider_->name;
   facts_.model_version = env_.config.model_version.empty() ? request.model : env_.config.model_version;
+  if (auto error = resolve_deadline()) {
+    fail(ErrorClass::kPoison, 400, *error, out);
+    return;
+  }
+  if (past_deadline(env_.clock.steady())) {
+    expire("the deadline passed " + std::to_string(env_.clock.system_ms() - *facts_.deadline_ms) +
+               " ms before the request was taken up",
+           out);
+    return;
+  }
   const StreamConfig& stream = env_.stream;
   if (stream.prompt || stream.redactor) {
     features::RedactionCounts redactions;
@@ -105,6 +118,62 @@ void RequestMachine::start(Actions& out) {
     if (stream.prompt) facts_.prompt_version = stream.prompt->version();
   }
   claim(out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deadlines: the earliest the request carries (`deadline_ms`, `timeout_ms` from the record's
+// timestamp, header `x-deadline-ms`), else the stream's `deadline` from the record's timestamp.
+
+namespace {
+std::optional<std::int64_t> header_millis(const std::string& text) {
+  if (text.empty() || text.size() > 18) return std::nullopt;
+  std::int64_t value = 0;
+  for (const char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  return value;
+}
+
+std::int64_t add_millis(std::int64_t at, std::int64_t ms) {
+  return ms > std::numeric_limits<std::int64_t>::max() - at ? std::numeric_limits<std::int64_t>::max() : at + ms;
+}
+}  // namespace
+
+std::optional<std::string> RequestMachine::resolve_deadline() {
+  const auto& request = *facts_.request;
+  const std::int64_t timestamp = facts_.record.timestamp_ms > 0 ? facts_.record.timestamp_ms : facts_.created_ms;
+  std::optional<std::int64_t> deadline;
+  const auto earliest = [&deadline](std::int64_t at) { deadline = deadline ? std::min(*deadline, at) : at; };
+  if (request.deadline_ms) earliest(*request.deadline_ms);
+  if (request.timeout_ms) earliest(add_millis(timestamp, *request.timeout_ms));
+  if (const std::string* header = find_header(facts_.record.headers, "x-deadline-ms")) {
+    const auto at = header_millis(*header);
+    if (!at) {
+      return "header x-deadline-ms must be a non-negative integer of milliseconds since the epoch (got \"" +
+             header->substr(0, 40) + "\")";
+    }
+    earliest(*at);
+  }
+  if (!deadline && env_.stream.deadline) deadline = add_millis(timestamp, env_.stream.deadline->count());
+  facts_.deadline_ms = deadline;
+  return std::nullopt;
+}
+
+bool RequestMachine::past_deadline(SteadyTime at) const {
+  if (!facts_.deadline_ms) return false;
+  // On the steady clock, from the wall-clock time the record was received at.
+  const auto left = std::chrono::milliseconds(*facts_.deadline_ms - facts_.created_ms);
+  return at >= facts_.received + left;
+}
+
+std::string RequestMachine::after_attempts() const {
+  if (facts_.attempts == 0) return "";
+  return ", after " + std::to_string(facts_.attempts) + (facts_.attempts == 1 ? " attempt" : " attempts");
+}
+
+void RequestMachine::expire(const std::string& why, Actions& out) {
+  fail(ErrorClass::kExpired, 504, "deadline exceeded: " + why, out);
 }
 
 void RequestMachine::claim(Actions& out) {
@@ -174,7 +243,7 @@ void RequestMachine::on_dedupe_result(bool ok, std::optional<format::ResultRecor
     case features::DedupeAction::kWait: {
       // Bounded by the request's deadline; then the provider is called after all.
       const auto at = env_.clock.steady() + features::dedupe_poll_delay(dedupe_polls_++);
-      if (at >= facts_.received + env_.config.retry.request_timeout) {
+      if (at >= facts_.received + env_.config.retry.request_timeout || past_deadline(at)) {
         take_over_dedupe(out);
         return;
       }
@@ -224,7 +293,15 @@ void RequestMachine::on_admission(std::chrono::milliseconds wait_for, bool rate_
   if (state_ != RequestState::kAdmitting) return;
   if (wait_for.count() > 0) {
     if (rate_limited) env_.metrics.rate_limited();
-    wait(env_.clock.steady() + wait_for, Resume::kAdmit, RequestState::kAwaitingAdmission, out);
+    const auto at = env_.clock.steady() + wait_for;
+    if (past_deadline(at)) {
+      expire("it falls within a wait of " + std::to_string(wait_for.count()) + " ms for " +
+                 (rate_limited ? "the rate limits" : "the provider's circuit breaker") +
+                 after_attempts(),
+             out);
+      return;
+    }
+    wait(at, Resume::kAdmit, RequestState::kAwaitingAdmission, out);
     return;
   }
   start_attempt(out);
@@ -232,15 +309,23 @@ void RequestMachine::on_admission(std::chrono::milliseconds wait_for, bool rate_
 
 void RequestMachine::start_attempt(Actions& out) {
   const auto now = env_.clock.steady();
+  if (past_deadline(now)) {
+    expire("it passed before attempt " + std::to_string(facts_.attempts + 1) + after_attempts(), out);
+    return;
+  }
   if (facts_.attempts == 0) {
     facts_.first_attempt = now;
     facts_.first_attempt_ms = env_.clock.system_ms();
+    env_.metrics.queued(micros_since(facts_.produced));
   }
   ++facts_.attempts;
   action::CallProvider call{facts_.attempts, std::nullopt};
   if (provider_->kind != ProviderKind::kEmbedded) {
-    const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
-        env_.retry.deadline(facts_.first_attempt) - now);
+    auto until = env_.retry.deadline(facts_.first_attempt);
+    if (facts_.deadline_ms) {
+      until = std::min(until, facts_.received + std::chrono::milliseconds(*facts_.deadline_ms - facts_.created_ms));
+    }
+    const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(until - now);
     auto built = build_provider_request(*provider_, *facts_.request, remaining, facts_.trace);
     if (auto* error = std::get_if<std::string>(&built)) {
       fail(ErrorClass::kNonRetryable, 400, *error, out);
@@ -409,6 +494,12 @@ void RequestMachine::decide_after_attempt(ProviderCall call, nlohmann::json body
       }
       return;
     case policy::RetryAction::kRetry:
+      if (past_deadline(now + decision.delay)) {
+        expire("it falls before attempt " + std::to_string(facts_.attempts + 1) + " could start" +
+                   after_attempts() + " (last: " + std::string(decision.reason_label) + ")",
+               out);
+        return;
+      }
       env_.metrics.retry(std::string(decision.reason_label));
       out.emplace_back(action::RefundAdmission{});
       if (facts_.request->stream) stream_ = StreamAssembly{};

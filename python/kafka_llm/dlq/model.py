@@ -27,6 +27,7 @@ ERROR_CLASSES: tuple[str, ...] = (
     "poison",
     "schema_violation",
     "timeout",
+    "expired",
 )
 
 #: Headers added after those when they apply (kDeadLetterTagHeaderNames): the failed request's output

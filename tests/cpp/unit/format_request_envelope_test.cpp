@@ -185,6 +185,39 @@ TEST(FormatRequestEnvelope, EveryShapeProblemHasItsMessage) {
   }
 }
 
+TEST(FormatRequestEnvelope, DeadlineFieldsAreNonNegativeMilliseconds) {
+  const auto with = [](const std::string& fields) {
+    return "{" + fields + R"(,"body":{"model":"m","prompt":"p"}})";
+  };
+  auto envelope = parse_ok(with(R"("deadline_ms":1800000000123,"timeout_ms":2500)"));
+  EXPECT_EQ(envelope.deadline_ms, 1800000000123);
+  EXPECT_EQ(envelope.timeout_ms, 2500);
+  envelope = parse_ok(with(R"("deadline_ms":1800000000123.7,"timeout_ms":0)"));  // Date.now() or time()*1000
+  EXPECT_EQ(envelope.deadline_ms, 1800000000123);
+  EXPECT_EQ(envelope.timeout_ms, 0);
+  envelope = parse_ok(with(R"("deadline_ms":null)"));
+  EXPECT_FALSE(envelope.deadline_ms);
+  EXPECT_FALSE(envelope.timeout_ms);
+
+  const std::string epoch = "deadline_ms must be a non-negative number of milliseconds since the epoch";
+  const std::string span = "timeout_ms must be a non-negative number of milliseconds";
+  const PoisonCase cases[] = {
+      {with(R"("deadline_ms":-1)"), epoch + " (got -1)"},
+      {with(R"("deadline_ms":"1800000000000")"), epoch + " (got string)"},
+      {with(R"("deadline_ms":true)"), epoch + " (got boolean)"},
+      {with(R"("deadline_ms":1e300)"), epoch + " (got 1e+300)"},
+      {with(R"("deadline_ms":18446744073709551615)"), epoch + " (got 18446744073709551615)"},
+      {with(R"("timeout_ms":-0.5)"), span + " (got -0.5)"},
+      {with(R"("timeout_ms":[1])"), span + " (got array)"},
+  };
+  for (const auto& c : cases) {
+    const auto poison = parse_poison(c.record);
+    EXPECT_EQ(poison.message, c.message) << c.record;
+    EXPECT_EQ(poison.http_status, 400);
+    EXPECT_EQ(poison.error_class, ErrorClass::kPoison);
+  }
+}
+
 TEST(FormatRequestEnvelope, CheckOrderReportsTheFirstProblem) {
   // request_id type before path, path before provider, provider before body.
   EXPECT_EQ(parse_poison(R"({"request_id":1,"path":"/x","provider":2})").message,

@@ -94,7 +94,7 @@ ProviderCall transport_failure(policy::TransportError error, std::string message
 /// One stream's environment and a machine under test, with helpers to read its actions.
 class Fsm : public ::testing::Test {
  protected:
-  void make(std::string value, std::optional<std::string> key = std::nullopt) {
+  void make(std::string value, std::optional<std::string> key = std::nullopt, HeaderList extra = {}) {
     retry_ = std::make_unique<policy::RetryPolicy>(config_.retry);
     secrets_ = config_.secrets();
     env_ = std::make_unique<MachineEnv>(
@@ -104,6 +104,7 @@ class Fsm : public ::testing::Test {
     record.key = std::move(key);
     record.value = std::move(value);
     record.headers = {{"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}, {"h", "v"}};
+    record.headers.insert(record.headers.end(), extra.begin(), extra.end());
     record.timestamp_ms = clock_.system_ms();
     machine_ = std::make_unique<RequestMachine>(*env_, std::move(record));
   }
@@ -484,6 +485,142 @@ TEST_F(Fsm, DeadlineReachedMidRetryFailsAsTimeout) {
   EXPECT_EQ(record.status_code, 503);
   stored();
   EXPECT_EQ(*find_header(produced()[1].headers, "x-error-class"), "timeout");
+}
+
+// Deadlines (docs/guarantees.md, "Deadlines"): expired before the call, not sent; reached during
+// retries, no more attempts. Both end as class `expired`, status 504.
+class FsmDeadline : public Fsm {
+ protected:
+  std::string at(milliseconds from_now) const {
+    return std::to_string(clock_.system_ms() + from_now.count());
+  }
+  void expect_expired(const std::string& why) {
+    EXPECT_EQ(kinds().back(), "StoreResult");
+    const auto& record = *only<action::StoreResult>().record;
+    EXPECT_EQ(record.status, format::ResultStatus::kError);
+    EXPECT_EQ(record.status_code, 504);
+    EXPECT_EQ(record.error, "deadline exceeded: " + why);
+    stored();
+    const auto outputs = produced();
+    ASSERT_EQ(outputs.size(), 2U);
+    EXPECT_EQ(json::parse(outputs[0].value)["status_code"], 504);
+    EXPECT_EQ(outputs[1].topic, "dlq");
+    EXPECT_EQ(*find_header(outputs[1].headers, "x-error-class"), "expired");
+    EXPECT_EQ(finished("expired"), 1U);
+  }
+};
+
+TEST_F(FsmDeadline, DeadlineMsAlreadyPastIsNotSent) {
+  make(chat(false, R"(,"deadline_ms":)" + at(-250ms)));
+  start();
+  EXPECT_EQ(kinds(), std::vector<std::string>{"StoreResult"});  // no claim, no admission, no call
+  expect_expired("the deadline passed 250 ms before the request was taken up");
+  EXPECT_EQ(metrics_.snapshot()["latency"]["queue"]["count"], 0);
+}
+
+TEST_F(FsmDeadline, TimeoutMsCountsFromTheRecordTimestamp) {
+  make(chat(false, R"(,"timeout_ms":500)"));
+  clock_.advance(499ms);  // queued in Kafka
+  start();
+  EXPECT_EQ(kinds(), std::vector<std::string>{"Claim"});
+
+  make(chat(false, R"(,"timeout_ms":500)"));
+  clock_.advance(500ms);
+  start();
+  expect_expired("the deadline passed 0 ms before the request was taken up");
+}
+
+TEST_F(FsmDeadline, HeaderDeadlineAndTheEarliestOfAllWins) {
+  make(chat(false, R"(,"deadline_ms":)" + at(60s)), std::nullopt, {{"x-deadline-ms", at(-1ms)}});
+  start();
+  expect_expired("the deadline passed 1 ms before the request was taken up");
+
+  make(chat(false, R"(,"deadline_ms":)" + at(60s) + R"(,"timeout_ms":10)"), std::nullopt,
+       {{"X-Deadline-Ms", at(30s)}});
+  clock_.advance(20ms);
+  start();
+  EXPECT_EQ(kinds(), std::vector<std::string>{"StoreResult"});
+  EXPECT_EQ(only<action::StoreResult>().record->status_code, 504);
+}
+
+TEST_F(FsmDeadline, ABadHeaderIsAClearErrorNotAStall) {
+  for (const std::string bad : {"soon", "-5", "", "12.5", "99999999999999999999"}) {
+    make(chat(), std::nullopt, {{"x-deadline-ms", bad}});
+    start();
+    ASSERT_EQ(kinds(), std::vector<std::string>{"StoreResult"}) << bad;
+    const auto& record = *only<action::StoreResult>().record;
+    EXPECT_EQ(record.status_code, 400);
+    EXPECT_EQ(record.error, "header x-deadline-ms must be a non-negative integer of milliseconds since the "
+                            "epoch (got \"" + bad + "\")");
+    stored();
+    EXPECT_EQ(*find_header(produced()[1].headers, "x-error-class"), "poison");
+  }
+}
+
+TEST_F(FsmDeadline, TheStreamDefaultAppliesOnlyWithoutTheRequestsOwn) {
+  config_.streams.front().deadline = 1s;
+  make(chat());
+  clock_.advance(1s);
+  start();
+  expect_expired("the deadline passed 0 ms before the request was taken up");
+
+  make(chat(false, R"(,"deadline_ms":)" + at(1min)));
+  clock_.advance(5s);
+  start();
+  EXPECT_EQ(kinds(), std::vector<std::string>{"Claim"});
+}
+
+TEST_F(FsmDeadline, ARetryThatWouldStartAfterTheDeadlineIsNotMade) {
+  make(chat(false, R"(,"deadline_ms":)" + at(3s)));
+  start();
+  claimed();
+  admitted();
+  answered(answer(429, "{}", {{"Retry-After", "5"}}));
+  EXPECT_EQ(kinds(), (std::vector<std::string>{"ReportToBreaker", "StoreResult"}));
+  expect_expired("it falls before attempt 2 could start, after 1 attempt (last: http_429)");
+}
+
+TEST_F(FsmDeadline, ABackoffThatEndsAfterTheDeadlineEndsTheRequest) {
+  make(chat(false, R"(,"deadline_ms":)" + at(300ms)));
+  start();
+  claimed();
+  admitted();
+  const auto taken_up = clock_.steady();
+  answered(answer(503));  // full-jitter backoff within [0, 400 ms]: this draw waits less than 300
+  const auto wake = only<action::WaitUntil>().at;
+  ASSERT_LT(wake, taken_up + 300ms);
+  clock_.advance(std::chrono::duration_cast<milliseconds>(wake - clock_.steady()));
+  timer();
+  EXPECT_EQ(kinds(), std::vector<std::string>{"Admit"});
+  clock_.advance(std::chrono::duration_cast<milliseconds>(taken_up + 300ms - clock_.steady()));  // admitted late
+  admitted();
+  expect_expired("it passed before attempt 2, after 1 attempt");
+}
+
+TEST_F(FsmDeadline, AnAdmissionWaitPastTheDeadlineEndsTheRequest) {
+  make(chat(false, R"(,"deadline_ms":)" + at(1s)));
+  start();
+  claimed();
+  event([](RequestMachine& m, Actions& out) { m.on_admission(999ms, true, out); });
+  EXPECT_EQ(kinds(), std::vector<std::string>{"WaitUntil"});
+  timer();
+  event([](RequestMachine& m, Actions& out) { m.on_admission(2s, true, out); });
+  expect_expired("it falls within a wait of 2000 ms for the rate limits");
+}
+
+TEST_F(FsmDeadline, EachAttemptIsBoundedByTheDeadlineAndQueueTimeIsMeasured) {
+  make(chat(false, R"(,"deadline_ms":)" + at(3s)));
+  clock_.advance(1200ms);  // queued
+  start();
+  claimed();
+  admitted();
+  const auto& call = only<action::CallProvider>();
+  ASSERT_TRUE(call.http);
+  EXPECT_EQ(call.http->timeouts.total, 1800ms);  // not the 10 s request timeout
+  const auto queue = metrics_.snapshot()["latency"]["queue"];
+  EXPECT_EQ(queue["count"], 1);
+  EXPECT_NEAR(queue["max_ms"].get<double>(), 1200.0, 30.0);
+  EXPECT_NE(metrics_.prometheus().find("kafka_llm_queue_seconds_count 1\n"), std::string::npos);
 }
 
 TEST_F(Fsm, TransportTimeoutWithoutStatusIs504) {

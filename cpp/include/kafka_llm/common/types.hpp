@@ -24,10 +24,11 @@ enum class ErrorClass : std::uint8_t {
   kPoison,
   kSchemaViolation,
   kTimeout,
+  kExpired,  ///< the request's own deadline passed (docs/guarantees.md, "Deadlines")
 };
 
 /// The wire name of an error class: "retries_exhausted", "non_retryable", "poison",
-/// "schema_violation" or "timeout".
+/// "schema_violation", "timeout" or "expired".
 std::string_view to_string(ErrorClass error_class) noexcept;
 
 /// Where a record came from: enough to name it in errors and DLQ headers.

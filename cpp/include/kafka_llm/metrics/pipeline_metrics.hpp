@@ -21,6 +21,8 @@ class PipelineMetrics {
                         const std::string& outcome, std::uint64_t end_to_end_us);
   void provider_call(std::uint64_t latency_us);
   void first_token(std::uint64_t micros);
+  /// Queue time of a request: its record's timestamp to its first provider call.
+  void queued(std::uint64_t micros);
   void retry(const std::string& reason);
   void dead_letter(ErrorClass error_class);
   void tokens(const std::string& provider, const std::string& model, std::int64_t prompt,
@@ -70,6 +72,7 @@ class PipelineMetrics {
   Histogram provider_latency_;
   Histogram end_to_end_;
   Histogram first_token_;
+  Histogram queue_;
 };
 
 }  // namespace kafka_llm::metrics

@@ -54,6 +54,8 @@ struct RequestFacts {
   /// or the producer's clock is ahead. End-to-end and time-to-first-token count from here.
   std::chrono::steady_clock::time_point produced;
   std::chrono::steady_clock::time_point first_attempt;
+  /// The request's deadline (epoch ms; docs/guarantees.md, "Deadlines"), once started; nullopt: none.
+  std::optional<std::int64_t> deadline_ms;
 
   const std::string& request_id() const noexcept {
     return request ? request->request_id : poison->request_id;

@@ -38,6 +38,9 @@ struct StreamConfig {
   std::string responses_topic;
   std::string dlq_topic;
   std::size_t max_handlers = 5000;
+  /// `deadline`: a request carrying none of its own must be answered this long after its record's
+  /// timestamp (docs/guarantees.md, "Deadlines"); nullopt: only the retry policy's limits apply.
+  std::optional<Millis> deadline;
 
   std::shared_ptr<const features::PromptTemplate> prompt;  ///< `prompt`; null when none
   std::shared_ptr<const features::Redactor> redactor;      ///< `redact`; null when none

@@ -200,6 +200,14 @@ class RequestMachine {
   /// What on_timer resumes.
   enum class Resume : std::uint8_t { kNone, kClaim, kDedupeLookUp, kAdmit, kStore };
 
+  /// Sets facts_.deadline_ms from the request, its headers and the stream; the error of a bad header.
+  std::optional<std::string> resolve_deadline();
+  /// Whether the deadline falls at or before `at`.
+  bool past_deadline(std::chrono::steady_clock::time_point at) const;
+  /// Fails the request as expired (no more attempts).
+  void expire(const std::string& why, Actions& out);
+  /// ", after N attempts" once an attempt was made, else "".
+  std::string after_attempts() const;
   void claim(Actions& out);
   void deduplicate(Actions& out);
   void serve_deduplicated(format::ResultRecord earlier, Actions& out);
