@@ -163,11 +163,13 @@ class RequestParser {
     if (const json* field = member(doc_, "deadline_ms"); field != nullptr) {
       deadline_ms = non_negative_millis(*field);
       if (!deadline_ms)
-        return poison(millis_error("deadline_ms", "a non-negative number of milliseconds since the epoch", *field));
+        return poison(
+            millis_error("deadline_ms", "a non-negative number of milliseconds since the epoch", *field));
     }
     if (const json* field = member(doc_, "timeout_ms"); field != nullptr) {
       timeout_ms = non_negative_millis(*field);
-      if (!timeout_ms) return poison(millis_error("timeout_ms", "a non-negative number of milliseconds", *field));
+      if (!timeout_ms)
+        return poison(millis_error("timeout_ms", "a non-negative number of milliseconds", *field));
     }
 
     const json* body = member(doc_, "body");

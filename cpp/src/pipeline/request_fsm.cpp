@@ -136,13 +136,15 @@ std::optional<std::int64_t> header_millis(const std::string& text) {
 }
 
 std::int64_t add_millis(std::int64_t at, std::int64_t ms) {
-  return ms > std::numeric_limits<std::int64_t>::max() - at ? std::numeric_limits<std::int64_t>::max() : at + ms;
+  return ms > std::numeric_limits<std::int64_t>::max() - at ? std::numeric_limits<std::int64_t>::max()
+                                                            : at + ms;
 }
 }  // namespace
 
 std::optional<std::string> RequestMachine::resolve_deadline() {
   const auto& request = *facts_.request;
-  const std::int64_t timestamp = facts_.record.timestamp_ms > 0 ? facts_.record.timestamp_ms : facts_.created_ms;
+  const std::int64_t timestamp =
+      facts_.record.timestamp_ms > 0 ? facts_.record.timestamp_ms : facts_.created_ms;
   std::optional<std::int64_t> deadline;
   const auto earliest = [&deadline](std::int64_t at) { deadline = deadline ? std::min(*deadline, at) : at; };
   if (request.deadline_ms) earliest(*request.deadline_ms);
@@ -296,8 +298,7 @@ void RequestMachine::on_admission(std::chrono::milliseconds wait_for, bool rate_
     const auto at = env_.clock.steady() + wait_for;
     if (past_deadline(at)) {
       expire("it falls within a wait of " + std::to_string(wait_for.count()) + " ms for " +
-                 (rate_limited ? "the rate limits" : "the provider's circuit breaker") +
-                 after_attempts(),
+                 (rate_limited ? "the rate limits" : "the provider's circuit breaker") + after_attempts(),
              out);
       return;
     }
@@ -323,7 +324,8 @@ void RequestMachine::start_attempt(Actions& out) {
   if (provider_->kind != ProviderKind::kEmbedded) {
     auto until = env_.retry.deadline(facts_.first_attempt);
     if (facts_.deadline_ms) {
-      until = std::min(until, facts_.received + std::chrono::milliseconds(*facts_.deadline_ms - facts_.created_ms));
+      until = std::min(until,
+                       facts_.received + std::chrono::milliseconds(*facts_.deadline_ms - facts_.created_ms));
     }
     const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(until - now);
     auto built = build_provider_request(*provider_, *facts_.request, remaining, facts_.trace);

@@ -550,8 +550,10 @@ TEST_F(FsmDeadline, ABadHeaderIsAClearErrorNotAStall) {
     ASSERT_EQ(kinds(), std::vector<std::string>{"StoreResult"}) << bad;
     const auto& record = *only<action::StoreResult>().record;
     EXPECT_EQ(record.status_code, 400);
-    EXPECT_EQ(record.error, "header x-deadline-ms must be a non-negative integer of milliseconds since the "
-                            "epoch (got \"" + bad + "\")");
+    EXPECT_EQ(record.error,
+              "header x-deadline-ms must be a non-negative integer of milliseconds since the "
+              "epoch (got \"" +
+                  bad + "\")");
     stored();
     EXPECT_EQ(*find_header(produced()[1].headers, "x-error-class"), "poison");
   }
@@ -592,7 +594,8 @@ TEST_F(FsmDeadline, ABackoffThatEndsAfterTheDeadlineEndsTheRequest) {
   clock_.advance(std::chrono::duration_cast<milliseconds>(wake - clock_.steady()));
   timer();
   EXPECT_EQ(kinds(), std::vector<std::string>{"Admit"});
-  clock_.advance(std::chrono::duration_cast<milliseconds>(taken_up + 300ms - clock_.steady()));  // admitted late
+  clock_.advance(
+      std::chrono::duration_cast<milliseconds>(taken_up + 300ms - clock_.steady()));  // admitted late
   admitted();
   expect_expired("it passed before attempt 2, after 1 attempt");
 }

@@ -33,8 +33,10 @@ struct RequestEnvelope {
   std::string request_id;
   RequestIdSource request_id_source = RequestIdSource::kOrigin;
   bool stream = false;  ///< `body.stream == true`
-  std::optional<std::int64_t> deadline_ms;  ///< `deadline_ms`: answer by then (epoch ms), else not at all
-  std::optional<std::int64_t> timeout_ms;   ///< `timeout_ms`: answer within this long of the record's timestamp
+  /// `deadline_ms`: answer by then (epoch ms), else not at all.
+  std::optional<std::int64_t> deadline_ms;
+  /// `timeout_ms`: answer within this long of the record's timestamp.
+  std::optional<std::int64_t> timeout_ms;
   /// Bytes of prompt text: message contents (string content and `text` parts) for chat, `prompt`
   /// for completions, `input` for embeddings (strings; token-id arrays count 4 bytes per token).
   /// Feeds the rate-limit token estimate.
@@ -79,11 +81,11 @@ struct RequestParseOptions {
 /// Parses and validates one request record: value bytes, optional key, and where it came from.
 /// The checks, in order: size (413), non-empty, UTF-8, nesting depth (linear pre-pass, so a depth
 /// bomb cannot exhaust the stack), JSON syntax (one nlohmann parse), top-level object,
-/// `request_id`/`path`/`provider` types, `deadline_ms`/`timeout_ms` (non-negative numbers), `path` normalization and support, `body` object,
-/// `body.model`, `body.stream`, and the endpoint's prompt field (`messages` array of objects for
-/// chat, `prompt` for completions, `input` for embeddings; each a string or an array). JSON null
-/// counts as absent everywhere. Unknown fields are ignored. Never throws on any input bytes (only
-/// std::bad_alloc can escape); nothing returned refers to `value` or `key`.
+/// `request_id`/`path`/`provider` types, `deadline_ms`/`timeout_ms` (non-negative numbers), `path`
+/// normalization and support, `body` object, `body.model`, `body.stream`, and the endpoint's prompt field
+/// (`messages` array of objects for chat, `prompt` for completions, `input` for embeddings; each a string or
+/// an array). JSON null counts as absent everywhere. Unknown fields are ignored. Never throws on any input
+/// bytes (only std::bad_alloc can escape); nothing returned refers to `value` or `key`.
 ParseRequestResult parse_request(std::string_view value, std::optional<std::string_view> key,
                                  const RecordOrigin& origin, const RequestParseOptions& options = {});
 
