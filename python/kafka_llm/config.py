@@ -41,7 +41,7 @@ class StreamSpec:
     dlq_topic: str
     max_handlers: int
     # The stream's features as the core normalized them: prompt, outputSchema or outputSchemaFile
-    # (an absolute path), redact, humanReview, dedupe {window_ms}.
+    # (an absolute path), redact, humanReview, dedupe {window_ms}, deadline_ms, ordering ("key").
     features: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -79,6 +79,7 @@ class Config:
     model_version: str
     commit_interval_ms: int
     drain_timeout_ms: int
+    lag_interval_ms: int
     core: _core.PipelineConfig = field(repr=False, compare=False)
 
     @property
@@ -116,6 +117,7 @@ class Config:
             model_version=view["model_version"],
             commit_interval_ms=view["commit_interval_ms"],
             drain_timeout_ms=view["drain_timeout_ms"],
+            lag_interval_ms=view["lag_interval_ms"],
             core=core,
         )
 

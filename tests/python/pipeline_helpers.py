@@ -159,6 +159,7 @@ def write_worker_config(path: Any, stack: StackInfo, topics: Topics, **kwargs: A
                     "responsesURL": f"kafka://{s.responses_topic}",
                     "dlqURL": f"kafka://{s.dlq_topic}",
                     "maxHandlers": s.max_handlers,
+                    **(kwargs.get("stream_extra") or {}),
                 }
                 for s in config.streams
             ],

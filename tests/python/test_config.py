@@ -76,6 +76,7 @@ GOOD: list[tuple[str, dict[str, Any], dict[str, str], dict[str, Any]]] = [
             "circuit.window_ms": 10_000,
             "commit_interval_ms": 200,
             "drain_timeout_ms": 10_000,
+            "lag_interval_ms": 5_000,
             "max_request_bytes": 1 << 20,
             "providers.0.kind": "openai",
             "providers.0.connect_timeout_ms": 10_000,
@@ -167,6 +168,12 @@ GOOD: list[tuple[str, dict[str, Any], dict[str, str], dict[str, Any]]] = [
         },
     ),
     (
+        "per-key ordering and the lag interval",
+        document(messaging=stream(ordering="key"), lagInterval="250ms"),
+        {},
+        {"streams.0.features": {"ordering": "key"}, "lag_interval_ms": 250},
+    ),
+    (
         "kafka properties as strings",
         document(kafka={"bootstrap.servers": "b:1", "linger.ms": 5, "enable.idempotence": True}),
         {},
@@ -201,7 +208,7 @@ BAD: list[tuple[str, dict[str, Any], dict[str, str], str, str]] = [
         {},
         "exactly_once",
         "unknown key (known: messaging, kafka, redis, providers, retry, circuit, defaultProvider, "
-        "modelVersion, maxRequestBytes, commitInterval, drainTimeout)",
+        "modelVersion, maxRequestBytes, commitInterval, drainTimeout, lagInterval)",
     ),
     (
         "unknown stream key",
@@ -258,6 +265,20 @@ BAD: list[tuple[str, dict[str, Any], dict[str, str], str, str]] = [
         {},
         "providers[0].kind",
         'must be openai, anthropic or python, got "grpc"',
+    ),
+    (
+        "unknown ordering mode",
+        document(messaging=stream(ordering="partition")),
+        {},
+        "messaging.streams[0].ordering",
+        'must be none or key, got "partition"',
+    ),
+    (
+        "lag interval too short",
+        document(lagInterval="10ms"),
+        {},
+        "lagInterval",
+        "must be at least 100ms",
     ),
     (
         "no provider",

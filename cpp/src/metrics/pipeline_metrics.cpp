@@ -135,6 +135,11 @@ void PipelineMetrics::set_paused_partitions(std::int64_t value) {
   paused_partitions_ = value;
 }
 
+void PipelineMetrics::set_backlog(std::int64_t value) {
+  std::lock_guard lock(mutex_);
+  backlog_ = value;
+}
+
 void PipelineMetrics::set_lag(const std::string& topic, std::int32_t partition, std::int64_t lag) {
   std::lock_guard lock(mutex_);
   lag_[{topic, partition}] = lag;
@@ -189,6 +194,7 @@ nlohmann::json PipelineMetrics::snapshot() const {
   out["rebalances"] = rebalances_;
   out["consumed"] = consumed_;
   out["inflight"] = inflight_;
+  out["backlog"] = backlog_;
   out["paused_partitions"] = paused_partitions_;
   out["assignment"] = assignment_;
   nlohmann::json lag = nlohmann::json::object();
@@ -214,6 +220,9 @@ std::string PipelineMetrics::prometheus() const {
   }
   out << "# HELP kafka_llm_inflight Requests in flight.\n# TYPE kafka_llm_inflight gauge\nkafka_llm_inflight "
       << inflight_ << "\n";
+  out << "# HELP kafka_llm_backlog Records consumed and not started yet.\n# TYPE kafka_llm_backlog gauge\n"
+         "kafka_llm_backlog "
+      << backlog_ << "\n";
   histogram_text(out, "kafka_llm_provider_latency_seconds", "Provider call latency.", provider_latency_);
   histogram_text(out, "kafka_llm_end_to_end_seconds", "Record timestamp to finished result.", end_to_end_);
   histogram_text(out, "kafka_llm_time_to_first_token_seconds", "Time to the first streamed token.",
@@ -232,7 +241,9 @@ std::string PipelineMetrics::prometheus() const {
     out << "kafka_llm_tokens_total{provider=\"" << escape_label(std::get<0>(key)) << "\",model=\""
         << escape_label(std::get<1>(key)) << "\",direction=\"" << std::get<2>(key) << "\"} " << count << "\n";
   }
-  out << "# HELP kafka_llm_consumer_lag Records behind the high watermark.\n# TYPE kafka_llm_consumer_lag "
+  out << "# HELP kafka_llm_consumer_lag Records between the group's committed offset and the high watermark, "
+         "as the "
+         "brokers know them.\n# TYPE kafka_llm_consumer_lag "
          "gauge\n";
   for (const auto& [key, value] : lag_) {
     out << "kafka_llm_consumer_lag{topic=\"" << escape_label(key.first) << "\",partition=\"" << key.second

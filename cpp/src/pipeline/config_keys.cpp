@@ -29,6 +29,9 @@ constexpr std::array kKeys{
     ConfigKey{"messaging.streams[].deadline", "duration", "(none)",
               "Default deadline of the stream's requests, from the record's timestamp; a request's own "
               "`deadline_ms`, `timeout_ms` or `x-deadline-ms` header replaces it."},
+    ConfigKey{"messaging.streams[].ordering", "none | key", "none",
+              "`key`: records with the same Kafka key are worked on one at a time, in offset order, and "
+              "their outputs are keyed by it; records without a key are not ordered."},
     ConfigKey{"messaging.streams[].prompt", "mapping", "",
               "Prompt template applied before the provider call."},
     ConfigKey{"messaging.streams[].prompt.version", "string", "(required)",
@@ -118,6 +121,9 @@ constexpr std::array kKeys{
     ConfigKey{"commitInterval", "duration", "200ms",
               "How often finished offsets are committed (at least 1ms)."},
     ConfigKey{"drainTimeout", "duration", "10s", "How long stop() waits for in-flight requests."},
+    ConfigKey{"lagInterval", "duration", "5s",
+              "How often the consumer lag of the assigned partitions is asked of the brokers (at least "
+              "100ms)."},
 };
 
 constexpr std::array kEnvOverrides{

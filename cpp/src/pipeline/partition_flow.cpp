@@ -78,16 +78,28 @@ void PartitionFlow::on_record(kafka::Message&& message) {
   policy::PartitionKey partition{origin.topic, origin.partition};
   auto ticket = offsets_.begin(partition, origin.offset);
   if (!ticket) return;  // a redelivery of a record already in flight in this assignment
+  std::optional<policy::KeyGate::Lane> lane;
+  if (config_.ordering == Ordering::kKey) {
+    // Records without a key belong to no entity: they are not ordered.
+    if (auto key = message.key())
+      lane = policy::KeyGate::Lane{partition, ticket->generation, std::string(*key)};
+  }
   const std::uint64_t job = handlers_.record(std::move(message), std::move(*ticket));
-  // Records beyond the window wait here, so a finishing job starts the next one at once; the
-  // partitions are paused only when this backlog is full too (resuming costs a fetch round trip).
-  if (flow_.may_start(inflight_, backlog_.size())) {
+  if (!lane || gate_.enter(*lane, job)) ready(job, std::move(partition), false);
+  update_flow();
+}
+
+// Records beyond the window wait in the backlog, so a finishing job starts the next one at once; the
+// partitions are paused only when this backlog is full too (resuming costs a fetch round trip).
+void PartitionFlow::ready(std::uint64_t job, policy::PartitionKey partition, bool first) {
+  if (first ? flow_.has_slot(inflight_) : flow_.may_start(inflight_, backlog_.size())) {
     ++inflight_;
     handlers_.start(job);
+  } else if (first) {
+    backlog_.push_front({job, std::move(partition)});
   } else {
     backlog_.push_back({job, std::move(partition)});
   }
-  update_flow();
 }
 
 void PartitionFlow::start_backlog() {
@@ -99,15 +111,24 @@ void PartitionFlow::start_backlog() {
   }
 }
 
-void PartitionFlow::released() {
+void PartitionFlow::drop_held(std::vector<std::uint64_t> jobs) {
+  for (const auto job : jobs) handlers_.drop(job);
+}
+
+void PartitionFlow::released(std::uint64_t job) {
   --inflight_;
+  if (const auto* lane = gate_.lane_of(job)) {
+    policy::PartitionKey partition = lane->partition;
+    // The next record of its key is older than what entered the backlog since: it goes first.
+    if (auto next = gate_.leave(job)) ready(*next, std::move(partition), true);
+  }
   start_backlog();
   update_flow();
 }
 
 void PartitionFlow::update_flow() {
   if (stopping_) return;
-  switch (flow_.decide(paused_, backlog_.size())) {
+  switch (flow_.decide(paused_, backlog())) {
     case FlowDecision::kPause:
       consumer_->pause(assignment_);
       paused_ = true;
@@ -129,6 +150,7 @@ void PartitionFlow::stop_taking() {
   // Never started: left uncommitted for the next owner rather than started now.
   for (const auto& waiting : backlog_) handlers_.drop(waiting.job);
   backlog_.clear();
+  drop_held(gate_.drop_all());
   handlers_.changed();
 }
 
@@ -156,6 +178,7 @@ void PartitionFlow::revoke(kafka::RebalanceKind kind, const std::vector<kafka::T
     if (revoked) handlers_.drop(waiting.job);
     return revoked;
   });
+  for (const auto& tp : parts) drop_held(gate_.drop_partition({tp.topic, tp.partition}));
   handlers_.revoked(parts);
   std::vector<kafka::TopicPartition> commits;
   for (const auto& tp : parts) {
@@ -204,16 +227,6 @@ void PartitionFlow::on_commit(rd_kafka_resp_err_t err, const std::vector<kafka::
   }
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
     log(LogLevel::kWarning, std::string("offset commit failed (will retry): ") + rd_kafka_err2str(err));
-  }
-}
-
-void PartitionFlow::report_lag() {
-  for (const auto& tp : assignment_) {
-    auto marks = consumer_->watermarks(tp.topic, tp.partition);
-    auto committed = offsets_.position({tp.topic, tp.partition});
-    if (marks && committed) {
-      metrics_.set_lag(tp.topic, tp.partition, std::max<std::int64_t>(0, marks->second - *committed));
-    }
   }
 }
 

@@ -20,6 +20,7 @@
 #include "kafka_llm/kafka/queue_watcher.hpp"
 #include "kafka_llm/metrics/pipeline_metrics.hpp"
 #include "kafka_llm/pipeline/clock.hpp"
+#include "kafka_llm/pipeline/lag_probe.hpp"
 #include "kafka_llm/pipeline/output_sink.hpp"
 #include "kafka_llm/pipeline/partition_flow.hpp"
 #include "kafka_llm/pipeline/provider_dispatch.hpp"
@@ -81,6 +82,8 @@ class Pipeline::Impl {
 
   PartitionFlow::Handlers flow_handlers(std::size_t stream);
   void flow_changed();
+  /// Publishes the lags the probe learnt, for the partitions still owned.
+  void lags_learnt(const std::vector<PartitionLag>& lags);
   void commit_finished(kafka::CommitMode mode);
   void schedule_housekeeping();
   void housekeeping();
@@ -117,6 +120,7 @@ class Pipeline::Impl {
   std::unique_ptr<OutputSink> sink_;
   std::unique_ptr<ProviderDispatch> dispatch_;
   std::vector<std::unique_ptr<Stream>> streams_;
+  std::unique_ptr<LagProbe> lag_probe_;  ///< from start() until the io thread has stopped
   std::unordered_map<std::uint64_t, std::unique_ptr<Job>> jobs_;
   std::vector<Actions> spare_actions_;  ///< emptied action lists, reused (events can nest)
   asio::steady_timer housekeeping_;
@@ -182,6 +186,9 @@ void Pipeline::Impl::start() {
   std::lock_guard lock(lifecycle_mutex_);
   if (started_) throw Error("the pipeline was already started");
   dispatch_->start();
+  lag_probe_ = std::make_unique<LagProbe>(config_.kafka, config_.lag_interval, [this](auto lags) {
+    asio::post(io_, [this, lags = std::move(lags)] { lags_learnt(lags); });
+  });
   started_ = true;
   for (auto& stream : streams_) {
     producer_->prepare_topic(stream->env.stream.responses_topic);
@@ -248,6 +255,7 @@ void Pipeline::Impl::stop() {
   work_.reset();
   io_.stop();
   if (io_thread_.joinable()) io_thread_.join();
+  lag_probe_.reset();  // what it still posts is never run
   dispatch_->stop();
   // A stopped pipeline keeps no connections open.
   for (auto& stream : streams_) stream->flow->release_consumer();
@@ -344,6 +352,26 @@ void Pipeline::Impl::flow_changed() {
   std::sort(owned.begin(), owned.end());
   metrics_.set_assignment(std::move(owned));
   metrics_.set_paused_partitions(paused);
+  if (lag_probe_) {
+    std::vector<LagProbe::Target> targets;
+    for (const auto& stream : streams_) {
+      if (stream->flow) targets.push_back({stream->env.stream.group, stream->flow->assignment()});
+    }
+    lag_probe_->set_targets(std::move(targets));
+  }
+}
+
+void Pipeline::Impl::lags_learnt(const std::vector<PartitionLag>& lags) {
+  for (const auto& lag : lags) {
+    const bool owned = std::any_of(streams_.begin(), streams_.end(), [&](const auto& stream) {
+      if (stream->env.stream.group != lag.group) return false;
+      const auto& assigned = stream->flow->assignment();
+      return std::any_of(assigned.begin(), assigned.end(), [&](const kafka::TopicPartition& tp) {
+        return tp.topic == lag.partition.topic && tp.partition == lag.partition.partition;
+      });
+    });
+    if (owned) metrics_.set_lag(lag.partition.topic, lag.partition.partition, lag.lag);
+  }
 }
 
 void Pipeline::Impl::commit_finished(kafka::CommitMode mode) {
@@ -369,11 +397,13 @@ void Pipeline::Impl::housekeeping() {
   if (SteadyClock::now() - last_commit_ >= config_.commit_interval)
     commit_finished(kafka::CommitMode::kAsync);
   std::int64_t inflight = 0;
+  std::int64_t backlog = 0;
   for (auto& stream : streams_) {
     inflight += static_cast<std::int64_t>(stream->flow->inflight());
-    stream->flow->report_lag();
+    backlog += static_cast<std::int64_t>(stream->flow->backlog());
   }
   metrics_.set_inflight(inflight);
+  metrics_.set_backlog(backlog);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -494,8 +524,9 @@ void Pipeline::Impl::wake(std::uint64_t job_id) {
 void Pipeline::Impl::release(Job& job) {
   PartitionFlow& flow = *streams_[job.stream]->flow;
   if (job.http_id != 0) dispatch_->cancel(job.http_id);
-  jobs_.erase(job.id);  // `job` is gone from here on
-  flow.released();
+  const std::uint64_t id = job.id;
+  jobs_.erase(id);  // `job` is gone from here on
+  flow.released(id);
 }
 
 Job* Pipeline::Impl::find_job(std::uint64_t id) {

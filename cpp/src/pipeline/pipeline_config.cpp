@@ -345,6 +345,13 @@ StreamConfig parse_stream(const Section& s, const std::filesystem::path& base_di
     stream.deadline = s.duration("deadline", Millis(1));
     stream.features["deadline_ms"] = stream.deadline->count();
   }
+  const std::string ordering = s.string("ordering");
+  if (ordering == "key") {
+    stream.ordering = Ordering::kKey;
+    stream.features["ordering"] = "key";
+  } else if (ordering != "none") {
+    throw ConfigError(s.key("ordering"), "must be none or key, got \"" + ordering + "\"");
+  }
   parse_prompt(s, stream);
   parse_output_schema(s, base_dir, stream);
   parse_redact(s, stream);
@@ -563,6 +570,7 @@ PipelineConfig parse_document(const json& document, const ConfigSource& source) 
   config.model_version = top.string("modelVersion");
   config.commit_interval = top.duration("commitInterval", Millis(1));
   config.drain_timeout = top.duration("drainTimeout");
+  config.lag_interval = top.duration("lagInterval", Millis(100));
   return config;
 }
 
@@ -650,6 +658,7 @@ json PipelineConfig::view() const {
   out["model_version"] = model_version;
   out["commit_interval_ms"] = commit_interval.count();
   out["drain_timeout_ms"] = drain_timeout.count();
+  out["lag_interval_ms"] = lag_interval.count();
   return out;
 }
 

@@ -718,6 +718,8 @@ void RequestMachine::send_for_review(const std::string& response, const HeaderLi
 
 void RequestMachine::produce(std::string topic, std::optional<std::string> key, std::string value,
                              HeaderList headers, Actions& out) {
+  // Under per-key ordering an entity's outputs share its key, so they land in one partition in order.
+  if (env_.stream.ordering == Ordering::kKey && facts_.record.key) key = facts_.record.key;
   ++outputs_pending_;
   out.emplace_back(
       action::Produce{Output{std::move(topic), std::move(key), std::move(value), std::move(headers)}});

@@ -55,7 +55,7 @@ INSTANTIATE_TEST_SUITE_P(
                 "retry.maxAtempts: unknown key; did you mean maxAttempts?"},
         BadCase{R"({"exactly_once": true})",
                 "exactly_once: unknown key (known: messaging, kafka, redis, providers, retry, circuit, "
-                "defaultProvider, modelVersion, maxRequestBytes, commitInterval, drainTimeout)"},
+                "defaultProvider, modelVersion, maxRequestBytes, commitInterval, drainTimeout, lagInterval)"},
         BadCase{R"({"providers": [{"name": "mock", "baseUrl": "http://x"}]})",
                 "providers[0].baseUrl: unknown key; did you mean baseURL?"},
         BadCase{

@@ -40,6 +40,8 @@ class PipelineMetrics {
   void consumed();
   void set_inflight(std::int64_t value);
   void set_paused_partitions(std::int64_t value);
+  /// Records consumed and not started yet (waiting for a slot or behind an earlier one of their key).
+  void set_backlog(std::int64_t value);
   void set_lag(const std::string& topic, std::int32_t partition, std::int64_t lag);
   void forget_lag(const std::string& topic, std::int32_t partition);
   /// The partitions this worker owns now, as "topic/partition".
@@ -68,6 +70,7 @@ class PipelineMetrics {
   std::uint64_t consumed_ = 0;
   std::int64_t inflight_ = 0;
   std::int64_t paused_partitions_ = 0;
+  std::int64_t backlog_ = 0;
   std::vector<std::string> assignment_;
   Histogram provider_latency_;
   Histogram end_to_end_;

@@ -15,6 +15,7 @@
 #include "kafka_llm/metrics/pipeline_metrics.hpp"
 #include "kafka_llm/pipeline/flow_control.hpp"
 #include "kafka_llm/pipeline/pipeline_config.hpp"
+#include "kafka_llm/policy/key_gate.hpp"
 #include "kafka_llm/policy/offset_tracker.hpp"
 
 namespace kafka_llm::pipeline {
@@ -53,14 +54,13 @@ class PartitionFlow {
   void start_polling();
   /// Serves up to a batch of consumer events, then posts itself again while events remain.
   void drain_consumer();
-  /// A started job ended (finished or abandoned): frees its slot, starts the backlog, updates the flow.
-  void released();
+  /// A started job ended (finished or abandoned): frees its slot, lets the next record of its key go
+  /// (`ordering: key`), starts the backlog, updates the flow.
+  void released(std::uint64_t job);
   /// Stop: pauses every partition and drops the backlog.
   void stop_taking();
   /// Commits the committable positions (asynchronously: skipping those already on their way).
   void commit(kafka::CommitMode mode);
-  /// Lag of every assigned partition from the consumer's cached watermarks.
-  void report_lag();
   /// Leaves the group (serving the final revoke) and releases the consumer.
   void close();
   void release_consumer();
@@ -71,13 +71,18 @@ class PartitionFlow {
   const std::vector<kafka::TopicPartition>& assignment() const noexcept { return assignment_; }
   bool paused() const noexcept { return paused_; }
   std::size_t inflight() const noexcept { return inflight_; }
+  /// Records consumed and not started: waiting for a slot, or held behind an earlier record of their key.
+  std::size_t backlog() const noexcept { return backlog_.size() + gate_.held(); }
 
  private:
   void on_rebalance(kafka::RebalanceKind kind, const std::vector<kafka::TopicPartition>& parts);
   void revoke(kafka::RebalanceKind kind, const std::vector<kafka::TopicPartition>& parts);
   void on_commit(rd_kafka_resp_err_t err, const std::vector<kafka::TopicPartition>& offsets);
   void on_record(kafka::Message&& message);
+  /// A record free to run: started when the window has a slot, else queued (at the front: `first`).
+  void ready(std::uint64_t job, policy::PartitionKey partition, bool first);
   void start_backlog();
+  void drop_held(std::vector<std::uint64_t> jobs);
   void update_flow();
 
   boost::asio::io_context& io_;
@@ -95,6 +100,7 @@ class PartitionFlow {
     policy::PartitionKey partition;
   };
   std::deque<Waiting> backlog_;  ///< consumed, waiting for a slot in the window
+  policy::KeyGate gate_;         ///< `ordering: key`: records held behind an earlier one of their key
   bool paused_ = false;
   bool stopping_ = false;
   policy::OffsetTracker offsets_;

@@ -29,6 +29,9 @@ struct HumanReviewConfig {
   double sample_rate = 0;  ///< 0..1, see features::sampled_for_review
 };
 
+/// `ordering`: whether records of one Kafka key are worked on one at a time, in offset order.
+enum class Ordering : std::uint8_t { kNone, kKey };
+
 /// One request stream: a consumer group reading a request topic (`messaging.streams[]`, see
 /// docs/configuration.md), with its optional streaming-architecture features. The compiled features are
 /// immutable and shared by copies of the configuration.
@@ -41,6 +44,9 @@ struct StreamConfig {
   /// `deadline`: a request carrying none of its own must be answered this long after its record's
   /// timestamp (docs/guarantees.md, "Deadlines"); nullopt: only the retry policy's limits apply.
   std::optional<Millis> deadline;
+  /// `ordering: key`: one record of a key at a time, in offset order; its outputs are keyed by the
+  /// record's key (docs/guarantees.md, "Per-key ordering").
+  Ordering ordering = Ordering::kNone;
 
   std::shared_ptr<const features::PromptTemplate> prompt;  ///< `prompt`; null when none
   std::shared_ptr<const features::Redactor> redactor;      ///< `redact`; null when none
@@ -106,6 +112,8 @@ struct PipelineConfig {
   std::string model_version;  ///< header `model_version` on outputs; default: the provider's model name
   Millis commit_interval{200};
   Millis drain_timeout{10'000};
+  /// `messaging.lagInterval`: how often the consumer lag is asked of the brokers.
+  Millis lag_interval{5'000};
 
   /// Parses and checks the configuration document as the user wrote it (YAML loaded into JSON:
   /// `messaging.streams[].requestsURL`, `baseURL`, durations like `30s`), applies the environment
