@@ -40,6 +40,9 @@ class StreamSpec:
     responses_topic: str
     dlq_topic: str
     max_handlers: int
+    # `cancelURL`'s topic (None without one) and how long a cancellation is remembered.
+    cancel_topic: str | None
+    cancel_retention_ms: int
     # The stream's features as the core normalized them: prompt, outputSchema or outputSchemaFile
     # (an absolute path), redact, humanReview, dedupe {window_ms}, deadline_ms, ordering ("key").
     features: Mapping[str, Any] = field(default_factory=dict)
@@ -93,7 +96,15 @@ class Config:
     @classmethod
     def _from_core(cls, core: _core.PipelineConfig) -> Config:
         view: dict[str, Any] = json.loads(core.view_json())
-        stream_fields = ("group", "requests_topic", "responses_topic", "dlq_topic", "max_handlers")
+        stream_fields = (
+            "group",
+            "requests_topic",
+            "responses_topic",
+            "dlq_topic",
+            "max_handlers",
+            "cancel_topic",
+            "cancel_retention_ms",
+        )
         streams = tuple(
             StreamSpec(
                 **{k: s[k] for k in stream_fields},

@@ -168,6 +168,12 @@ GOOD: list[tuple[str, dict[str, Any], dict[str, str], dict[str, Any]]] = [
         },
     ),
     (
+        "a cancel topic",
+        document(messaging=stream(cancelURL="kafka://llm.cancel", cancelRetention="10m")),
+        {},
+        {"streams.0.cancel_topic": "llm.cancel", "streams.0.cancel_retention_ms": 600_000},
+    ),
+    (
         "per-key ordering and the lag interval",
         document(messaging=stream(ordering="key"), lagInterval="250ms"),
         {},
@@ -272,6 +278,13 @@ BAD: list[tuple[str, dict[str, Any], dict[str, str], str, str]] = [
         {},
         "messaging.streams[0].ordering",
         'must be none or key, got "partition"',
+    ),
+    (
+        "cancel topic is the request topic",
+        document(messaging=stream(cancelURL="kafka://req")),
+        {},
+        "messaging.streams[0].cancelURL",
+        "must name a topic of its own, not the request or response topic",
     ),
     (
         "lag interval too short",

@@ -22,6 +22,12 @@ constexpr std::array kKeys{
     ConfigKey{"messaging.streams[].requestsURL", "kafka URL", "(required)",
               "`kafka://<consumer group>?topic=<request topic>`."},
     ConfigKey{"messaging.streams[].responsesURL", "kafka URL", "(required)", "`kafka://<response topic>`."},
+    ConfigKey{"messaging.streams[].cancelURL", "kafka URL", "(none)",
+              "`kafka://<control topic>`: records keyed by a request id cancel that request (skipped when "
+              "queued, aborted when in flight). Every worker of the stream reads all of it."},
+    ConfigKey{"messaging.streams[].cancelRetention", "duration", "1h",
+              "How long a cancellation is remembered for requests not consumed yet; a worker starting "
+              "reads the control topic back this far."},
     ConfigKey{"messaging.streams[].dlqURL", "kafka URL", "(`<request topic>.dlq`)",
               "`kafka://<dead-letter topic>`."},
     ConfigKey{"messaging.streams[].maxHandlers", "integer", "5000",

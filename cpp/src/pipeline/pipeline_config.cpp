@@ -340,6 +340,13 @@ StreamConfig parse_stream(const Section& s, const std::filesystem::path& base_di
   const std::string dlq = s.optional_string("dlqURL").value_or("");
   stream.dlq_topic =
       dlq.empty() ? stream.requests_topic + ".dlq" : kafka_url(dlq, s.key("dlqURL"), false).second;
+  if (auto cancel = s.optional_string("cancelURL"); cancel && !cancel->empty()) {
+    stream.cancel_topic = kafka_url(*cancel, s.key("cancelURL"), false).second;
+    if (stream.cancel_topic == stream.requests_topic || stream.cancel_topic == stream.responses_topic) {
+      throw ConfigError(s.key("cancelURL"), "must name a topic of its own, not the request or response topic");
+    }
+  }
+  stream.cancel_retention = s.duration("cancelRetention", Millis(1));
   stream.max_handlers = static_cast<std::size_t>(s.integer("maxHandlers", 1));
   if (s.find("deadline") != nullptr) {
     stream.deadline = s.duration("deadline", Millis(1));
@@ -619,6 +626,8 @@ json PipelineConfig::view() const {
                    {"requests_topic", s.requests_topic},
                    {"responses_topic", s.responses_topic},
                    {"dlq_topic", s.dlq_topic},
+                   {"cancel_topic", s.cancel_topic.empty() ? json(nullptr) : json(s.cancel_topic)},
+                   {"cancel_retention_ms", s.cancel_retention.count()},
                    {"max_handlers", s.max_handlers}};
     stream.update(s.features);
     out["streams"].push_back(std::move(stream));

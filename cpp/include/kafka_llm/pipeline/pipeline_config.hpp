@@ -41,6 +41,11 @@ struct StreamConfig {
   std::string responses_topic;
   std::string dlq_topic;
   std::size_t max_handlers = 5000;
+  /// `cancelURL`: the control topic whose records (keyed by request id) cancel requests; empty when
+  /// the stream has none (docs/guarantees.md, "Cancellation").
+  std::string cancel_topic;
+  /// `cancelRetention`: how long a cancellation is remembered, and how far back a starting worker reads.
+  Millis cancel_retention{3'600'000};
   /// `deadline`: a request carrying none of its own must be answered this long after its record's
   /// timestamp (docs/guarantees.md, "Deadlines"); nullopt: only the retry policy's limits apply.
   std::optional<Millis> deadline;
