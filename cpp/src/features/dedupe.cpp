@@ -30,6 +30,7 @@ DedupeAction decide_dedupe(const format::ResultRecord* earlier) noexcept {
     case format::ResultStatus::kPending:
       return DedupeAction::kWait;
     case format::ResultStatus::kError:
+    case format::ResultStatus::kCancelled:  // the holder's client gave up; this request still wants an answer
       return DedupeAction::kCallProvider;
   }
   return DedupeAction::kCallProvider;

@@ -41,6 +41,8 @@ ErrorKind error_kind_for_status(int status_code) {
       return {"conflict_error", "conflict"};
     case 413:
       return {"invalid_request_error", "request_too_large"};
+    case 499:  // nginx's "client closed request": the request was cancelled
+      return {"cancelled", "cancelled"};
     case 422:
       return {"invalid_request_error", "unprocessable_entity"};
     case 429:

@@ -95,6 +95,8 @@ std::string_view to_string(ResultStatus status) noexcept {
       return "done";
     case ResultStatus::kError:
       return "error";
+    case ResultStatus::kCancelled:
+      return "cancelled";
   }
   return "pending";
 }
@@ -169,9 +171,11 @@ FormatResult<ResultRecord> parse_result(std::string_view text) {
     record.status = ResultStatus::kDone;
   } else if (status_text == "error") {
     record.status = ResultStatus::kError;
+  } else if (status_text == "cancelled") {
+    record.status = ResultStatus::kCancelled;
   } else {
     return FormatError{"result status \"" + detail::to_valid_utf8(status_text.substr(0, 64)) +
-                       "\" is not one of pending, done, error"};
+                       "\" is not one of pending, done, error, cancelled"};
   }
 
   std::optional<std::string> request_id;

@@ -74,6 +74,13 @@ void PipelineMetrics::retry(const std::string& reason) {
   ++retries_[reason];
 }
 
+void PipelineMetrics::cancel(std::string_view result) {
+  std::lock_guard lock(mutex_);
+  auto it = cancels_.find(result);
+  if (it == cancels_.end()) it = cancels_.emplace(std::string(result), 0).first;
+  ++it->second;
+}
+
 void PipelineMetrics::dead_letter(ErrorClass error_class) {
   std::lock_guard lock(mutex_);
   ++dlq_[std::string(to_string(error_class))];
@@ -176,6 +183,8 @@ nlohmann::json PipelineMetrics::snapshot() const {
   out["requests"] = std::move(requests);
   out["retries"] = retries_;
   out["dlq"] = dlq_;
+  out["cancels"] = nlohmann::json::object();
+  for (const auto& [result, count] : cancels_) out["cancels"][result] = count;
   std::uint64_t in = 0;
   std::uint64_t out_tokens = 0;
   for (const auto& [key, count] : tokens_) (std::get<2>(key) == "input" ? in : out_tokens) += count;
@@ -236,6 +245,10 @@ std::string PipelineMetrics::prometheus() const {
          "counter\n";
   for (const auto& [cls, count] : dlq_)
     out << "kafka_llm_dlq_total{class=\"" << cls << "\"} " << count << "\n";
+  out << "# HELP kafka_llm_cancels_total Cancel records acted on, by result.\n# TYPE kafka_llm_cancels_total "
+         "counter\n";
+  for (const auto& [result, count] : cancels_)
+    out << "kafka_llm_cancels_total{result=\"" << result << "\"} " << count << "\n";
   out << "# HELP kafka_llm_tokens_total Tokens used.\n# TYPE kafka_llm_tokens_total counter\n";
   for (const auto& [key, count] : tokens_) {
     out << "kafka_llm_tokens_total{provider=\"" << escape_label(std::get<0>(key)) << "\",model=\""

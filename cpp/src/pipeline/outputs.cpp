@@ -45,7 +45,7 @@ format::ResponseEnvelope response(const RequestFacts& facts, format::ResultRecor
   format::ResponseEnvelope envelope;
   envelope.metadata = facts.request ? facts.request->metadata : facts.poison->metadata;
   envelope.status_code = status;
-  if (record.status == format::ResultStatus::kError) {
+  if (record.status == format::ResultStatus::kError || record.status == format::ResultStatus::kCancelled) {
     envelope.body = format::error_body(status, record.error.value_or(""));
   } else {
     envelope.body = std::move(record.body);
@@ -68,7 +68,9 @@ format::StreamFinalFrame final_frame(const RequestFacts& facts, const format::Re
   frame.status_code = record.status_code.value_or(200);
   frame.finish_reason = std::move(finish_reason);
   frame.usage = record.usage;
-  if (record.status == format::ResultStatus::kError) frame.error_message = record.error.value_or("");
+  if (record.status == format::ResultStatus::kError || record.status == format::ResultStatus::kCancelled)
+    frame.error_message = record.error.value_or("");
+  if (record.status == format::ResultStatus::kCancelled) frame.finish_reason = "cancelled";
   return frame;
 }
 

@@ -19,6 +19,7 @@
 #include "kafka_llm/kafka/producer.hpp"
 #include "kafka_llm/kafka/queue_watcher.hpp"
 #include "kafka_llm/metrics/pipeline_metrics.hpp"
+#include "kafka_llm/pipeline/cancel_feed.hpp"
 #include "kafka_llm/pipeline/clock.hpp"
 #include "kafka_llm/pipeline/lag_probe.hpp"
 #include "kafka_llm/pipeline/output_sink.hpp"
@@ -26,6 +27,7 @@
 #include "kafka_llm/pipeline/provider_dispatch.hpp"
 #include "kafka_llm/pipeline/request_fsm.hpp"
 #include "kafka_llm/pipeline/result_store.hpp"
+#include "kafka_llm/policy/cancel_registry.hpp"
 #include "kafka_llm/policy/retry_policy.hpp"
 #include "kafka_llm/policy/split_mix64.hpp"
 #include "kafka_llm/redis/redis_client.hpp"
@@ -74,10 +76,13 @@ class Pipeline::Impl {
   const PipelineConfig& config() const noexcept { return config_; }
 
  private:
-  /// One consumer group reading one request topic: its requests' environment and its partition flow.
+  /// One consumer group reading one request topic: its requests' environment and its partition flow,
+  /// and with `cancelURL`, the cancellations it remembers and the feed of its control topic.
   struct Stream {
     MachineEnv env;
     std::unique_ptr<PartitionFlow> flow;
+    std::unique_ptr<policy::CancelRegistry> cancels;
+    std::unique_ptr<CancelFeed> cancel_feed;  ///< from start() until the io thread has stopped
   };
 
   PartitionFlow::Handlers flow_handlers(std::size_t stream);
@@ -88,6 +93,8 @@ class Pipeline::Impl {
   void schedule_housekeeping();
   void housekeeping();
   void drain_then(std::function<void()> done);
+  /// A cancel record of stream `index`: remembered, and carried out on the requests in flight here.
+  void cancel(std::size_t index, const format::CancelRecord& record, std::int64_t at_ms);
 
   // Carrying out what the request machines decide.
   void apply(std::uint64_t job_id, Actions& actions);
@@ -154,9 +161,14 @@ Pipeline::Impl::Impl(PipelineConfig config)
   streams_.reserve(config_.streams.size());
   for (const auto& stream_config : config_.streams) {
     auto stream = std::make_unique<Stream>(
-        Stream{MachineEnv{config_, stream_config, retry_, rng_, clock_, metrics_, secrets_}, nullptr});
+        Stream{MachineEnv{config_, stream_config, retry_, rng_, clock_, metrics_, secrets_}, nullptr, nullptr,
+               nullptr});
     stream->flow = std::make_unique<PartitionFlow>(io_, stream_config, config_.kafka, metrics_, secrets_,
                                                    flow_handlers(streams_.size()));
+    if (!stream_config.cancel_topic.empty()) {
+      stream->cancels = std::make_unique<policy::CancelRegistry>(stream_config.cancel_retention);
+      stream->env.cancels = stream->cancels.get();
+    }
     streams_.push_back(std::move(stream));
   }
   auto redis_options = redis::parse_redis_url(config_.redis.url);
@@ -185,6 +197,22 @@ void Pipeline::Impl::register_embedded(const std::string& name, EmbeddedProvider
 void Pipeline::Impl::start() {
   std::lock_guard lock(lifecycle_mutex_);
   if (started_) throw Error("the pipeline was already started");
+  // First, as it may fail (a missing control topic): nothing else has started yet.
+  for (std::size_t i = 0; i < streams_.size(); ++i) {
+    const StreamConfig& stream = streams_[i]->env.stream;
+    if (stream.cancel_topic.empty()) continue;
+    streams_[i]->cancel_feed = std::make_unique<CancelFeed>(
+        io_, config_.kafka, stream.cancel_topic, stream.cancel_retention,
+        "messaging.streams[" + std::to_string(i) + "].cancelURL",
+        [this, i](format::CancelRecord record, std::int64_t at_ms) { cancel(i, record, at_ms); },
+        [this](const std::string& why) {
+          metrics_.cancel("invalid");
+          log(LogLevel::kWarning, "cancel record ignored: " + why);
+        });
+    // The io thread does not run yet: what was cancelled before this worker started is remembered
+    // before its first request is taken up.
+    streams_[i]->cancel_feed->catch_up(std::chrono::seconds(10));
+  }
   dispatch_->start();
   lag_probe_ = std::make_unique<LagProbe>(config_.kafka, config_.lag_interval, [this](auto lags) {
     asio::post(io_, [this, lags = std::move(lags)] { lags_learnt(lags); });
@@ -202,7 +230,10 @@ void Pipeline::Impl::start() {
       while (producer_->poll(0) > 0) {
       }
     });
-    for (auto& stream : streams_) stream->flow->start_polling();
+    for (auto& stream : streams_) {
+      stream->flow->start_polling();
+      if (stream->cancel_feed) stream->cancel_feed->start_polling();
+    }
     last_commit_ = SteadyClock::now();
     schedule_housekeeping();
   });
@@ -242,7 +273,10 @@ void Pipeline::Impl::stop() {
   std::promise<void> closed;
   asio::post(io_, [this, &closed] {
     housekeeping_.cancel();
-    for (auto& stream : streams_) stream->flow->close();
+    for (auto& stream : streams_) {
+      stream->flow->close();
+      if (stream->cancel_feed) stream->cancel_feed->close();
+    }
     producer_->flush(1000);
     producer_watcher_.reset();
     dispatch_->stop();
@@ -256,6 +290,7 @@ void Pipeline::Impl::stop() {
   io_.stop();
   if (io_thread_.joinable()) io_thread_.join();
   lag_probe_.reset();  // what it still posts is never run
+  for (auto& stream : streams_) stream->cancel_feed.reset();
   dispatch_->stop();
   // A stopped pipeline keeps no connections open.
   for (auto& stream : streams_) stream->flow->release_consumer();
@@ -406,6 +441,29 @@ void Pipeline::Impl::housekeeping() {
   metrics_.set_backlog(backlog);
 }
 
+void Pipeline::Impl::cancel(std::size_t index, const format::CancelRecord& record, std::int64_t at_ms) {
+  Stream& stream = *streams_[index];
+  const std::int64_t now = clock_.system_ms();
+  stream.cancels->expire(now);
+  stream.cancels->add(record.request_id, record.reason, at_ms, now);
+  // Cancellations are rare: a scan of the jobs costs nothing on the path of every request.
+  std::vector<std::uint64_t> matching;
+  for (const auto& [id, job] : jobs_) {
+    const auto* request = job->machine.request();
+    if (job->stream == index && request != nullptr && request->request_id == record.request_id)
+      matching.push_back(id);
+  }
+  if (matching.empty()) {
+    metrics_.cancel("remembered");  // queued here or elsewhere, run elsewhere, or unknown
+    return;
+  }
+  for (const auto id : matching) {
+    CancelEffect effect = CancelEffect::kTooLate;
+    deliver(id, [&](RequestMachine& m, Actions& out) { effect = m.on_cancel(record.reason, out); });
+    metrics_.cancel(to_string(effect));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Carrying out the request machines' decisions
 
@@ -488,6 +546,9 @@ void Pipeline::Impl::carry_out(Job& job, Action& action) {
           release(job);
         } else if constexpr (std::is_same_v<A, action::Abandon>) {
           release(job);
+        } else if constexpr (std::is_same_v<A, action::AbortCall>) {
+          dispatch_->cancel(job.http_id);
+          job.http_id = 0;
         }
       },
       action);

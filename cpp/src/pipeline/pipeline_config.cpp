@@ -343,7 +343,8 @@ StreamConfig parse_stream(const Section& s, const std::filesystem::path& base_di
   if (auto cancel = s.optional_string("cancelURL"); cancel && !cancel->empty()) {
     stream.cancel_topic = kafka_url(*cancel, s.key("cancelURL"), false).second;
     if (stream.cancel_topic == stream.requests_topic || stream.cancel_topic == stream.responses_topic) {
-      throw ConfigError(s.key("cancelURL"), "must name a topic of its own, not the request or response topic");
+      throw ConfigError(s.key("cancelURL"),
+                        "must name a topic of its own, not the request or response topic");
     }
   }
   stream.cancel_retention = s.duration("cancelRetention", Millis(1));

@@ -21,6 +21,8 @@ namespace {
 constexpr std::chrono::milliseconds kStoreRetryDelay{200};
 /// Bytes of a streamed body kept for error messages.
 constexpr std::size_t kStreamPrefixBytes = 4096;
+/// Bytes of a cancel record's reason kept in the outputs.
+constexpr std::size_t kCancelReasonBytes = 200;
 }  // namespace
 
 std::string_view to_string(RequestState state) noexcept {
@@ -49,6 +51,20 @@ std::string_view to_string(RequestState state) noexcept {
       return "finished";
     case RequestState::kAbandoned:
       return "abandoned";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(CancelEffect effect) noexcept {
+  switch (effect) {
+    case CancelEffect::kNotStarted:
+      return "not_started";
+    case CancelEffect::kSkipped:
+      return "skipped";
+    case CancelEffect::kAborted:
+      return "aborted";
+    case CancelEffect::kTooLate:
+      return "too_late";
   }
   return "unknown";
 }
@@ -96,6 +112,14 @@ void RequestMachine::start(Actions& out) {
   }
   facts_.provider = provider_->name;
   facts_.model_version = env_.config.model_version.empty() ? request.model : env_.config.model_version;
+  if (env_.cancels != nullptr) {
+    if (const std::string* reason = env_.cancels->find(request.request_id, env_.clock.system_ms())) {
+      // Cancelled while it was queued: never sent.
+      env_.metrics.cancel("skipped");
+      cancel(*reason, out);
+      return;
+    }
+  }
   if (auto error = resolve_deadline()) {
     fail(ErrorClass::kPoison, 400, *error, out);
     return;
@@ -193,10 +217,14 @@ void RequestMachine::on_claim(StoreReply reply, Actions& out) {
       wait(env_.clock.steady() + kStoreRetryDelay, Resume::kClaim, RequestState::kClaiming, out);
       return;
     case StoreOutcome::kAlreadyDone:
-      // Answered before (a redelivery after a crash, or a replay of the same prompt).
-      env_.metrics.cache_hit();
+      // Answered (or cancelled) before: a redelivery after a crash, or a replay of the same prompt.
       facts_.provider = reply.done->provider.value_or("");
-      count_finished("replayed");
+      if (reply.done->status == format::ResultStatus::kCancelled) {
+        count_finished("cancelled");
+      } else {
+        env_.metrics.cache_hit();
+        count_finished("replayed");
+      }
       publish_done(*reply.done, out);
       return;
     case StoreOutcome::kStored:
@@ -293,6 +321,12 @@ void RequestMachine::admit(Actions& out) {
 
 void RequestMachine::on_admission(std::chrono::milliseconds wait_for, bool rate_limited, Actions& out) {
   if (state_ != RequestState::kAdmitting) return;
+  if (cancel_reason_) {
+    if (wait_for.count() == 0) out.emplace_back(action::RefundAdmission{});  // admitted: give it back
+    const std::string reason = std::move(*cancel_reason_);
+    cancel(reason, out);
+    return;
+  }
   if (wait_for.count() > 0) {
     if (rate_limited) env_.metrics.rate_limited();
     const auto at = env_.clock.steady() + wait_for;
@@ -628,6 +662,21 @@ void RequestMachine::reject_poison(Actions& out) {
   store_outcome(std::move(record), out);
 }
 
+void RequestMachine::cancel(const std::string& reason, Actions& out) {
+  resume_ = Resume::kNone;
+  cancel_reason_.reset();
+  std::string message = "cancelled";
+  if (!reason.empty()) message += ": " + redact(reason.substr(0, kCancelReasonBytes));
+  auto record = outputs::result_record(facts_, format::ResultStatus::kCancelled, env_.clock.system_ms());
+  record.error = std::move(message);
+  record.status_code = 499;
+  record.attempts = facts_.attempts;
+  record.latency_ms =
+      facts_.attempts > 0 ? static_cast<double>(micros_since(facts_.first_attempt)) / 1000.0 : 0.0;
+  count_finished("cancelled");
+  store_outcome(std::move(record), out);
+}
+
 void RequestMachine::store_outcome(format::ResultRecord record, Actions& out) {
   outcome().record = std::move(record);
   state_ = RequestState::kStoring;
@@ -680,7 +729,7 @@ void RequestMachine::publish(Actions& out) {
       produce(topic, id, format::serialize_final_frame(frame), std::move(headers), out);
     } else {
       auto response = outputs::response(facts_, record);
-      if (outcome.dead_letter->error_class == ErrorClass::kSchemaViolation)
+      if (outcome.dead_letter && outcome.dead_letter->error_class == ErrorClass::kSchemaViolation)
         response.body["error"]["type"] = "schema_violation";
       produce(topic, id, format::serialize_response(response), std::move(headers), out);
     }
@@ -765,6 +814,36 @@ void RequestMachine::on_timer(Actions& out) {
       out.emplace_back(action::StoreResult{&outcome_->record});
       return;
   }
+}
+
+CancelEffect RequestMachine::on_cancel(const std::string& reason, Actions& out) {
+  switch (state_) {
+    case RequestState::kNew:
+      return CancelEffect::kNotStarted;
+    case RequestState::kAdmitting:
+      // The admission's answer comes next; what it took is given back then.
+      if (!cancel_reason_) cancel_reason_ = std::make_unique<std::string>(reason);
+      return CancelEffect::kSkipped;
+    case RequestState::kClaiming:
+    case RequestState::kDeduplicating:
+    case RequestState::kAwaitingEarlier:
+    case RequestState::kAwaitingAdmission:
+    case RequestState::kBackingOff:
+      // Answers still on their way (a claim, a dedupe look-up) find the machine in another state
+      // and are ignored; the cancelled record is stored after the claim on the same connection.
+      cancel(reason, out);
+      return CancelEffect::kSkipped;
+    case RequestState::kCalling:
+      out.emplace_back(action::AbortCall{});
+      cancel(reason, out);
+      return CancelEffect::kAborted;
+    case RequestState::kStoring:
+    case RequestState::kPublishing:
+    case RequestState::kFinished:
+    case RequestState::kAbandoned:
+      return CancelEffect::kTooLate;
+  }
+  return CancelEffect::kTooLate;
 }
 
 void RequestMachine::on_revoked(Actions& out) {

@@ -6,13 +6,13 @@ namespace kafka_llm::pipeline {
 
 namespace {
 
-// Writes a result record unless the stored one is already done, in one round trip: returns the
-// stored record when it is done, else stores ARGV[1] (TTL ARGV[2] ms) and returns nil. With ARGV[3]
-// (a prompt hash), a done record counts only when it answered that prompt: a replay under another
-// prompt template version replaces it.
+// Writes a result record unless the stored one is final (done or cancelled), in one round trip:
+// returns the stored record when it is final, else stores ARGV[1] (TTL ARGV[2] ms) and returns nil.
+// With ARGV[3] (a prompt hash), a final record counts only when it was for that prompt: a replay
+// under another prompt template version replaces it. is_done_record() is the same test in C++.
 constexpr std::string_view kStoreUnlessDoneScript = R"lua(
 local v = redis.call('GET', KEYS[1])
-if v and string.sub(v, 1, 17) == '{"status":"done",' and
+if v and (string.sub(v, 1, 17) == '{"status":"done",' or string.sub(v, 1, 22) == '{"status":"cancelled",') and
    (not ARGV[3] or ARGV[3] == '' or string.find(v, '"prompt_hash":"' .. ARGV[3] .. '"', 1, true)) then
   return v
 end
@@ -32,7 +32,8 @@ StoreReply done_reply(const std::string& stored) {
 }  // namespace
 
 bool is_done_record(std::string_view stored, std::string_view prompt_hash) {
-  if (!stored.starts_with(R"({"status":"done",)")) return false;
+  if (!stored.starts_with(R"({"status":"done",)") && !stored.starts_with(R"({"status":"cancelled",)"))
+    return false;
   if (prompt_hash.empty()) return true;
   std::string member = R"("prompt_hash":")";
   member.append(prompt_hash).push_back('"');

@@ -52,6 +52,7 @@ TEST(FormatResultRecord, StatusNames) {
   EXPECT_EQ(to_string(ResultStatus::kPending), "pending");
   EXPECT_EQ(to_string(ResultStatus::kDone), "done");
   EXPECT_EQ(to_string(ResultStatus::kError), "error");
+  EXPECT_EQ(to_string(ResultStatus::kCancelled), "cancelled");
 }
 
 TEST(FormatResultRecord, SerializesDoneRecordInDesignOrder) {
@@ -87,7 +88,12 @@ TEST(FormatResultRecord, RoundTrips) {
   error.attempts = 6;
   error.latency_ms = 30000.25;
   error.body = json::parse(R"({"error":{"message":"slow down"}})");
-  for (const ResultRecord& record : {done_record(), pending, error}) {
+  ResultRecord cancelled;
+  cancelled.status = ResultStatus::kCancelled;
+  cancelled.request_id = "c";
+  cancelled.error = "cancelled: client disconnected";
+  cancelled.status_code = 499;
+  for (const ResultRecord& record : {done_record(), pending, error, cancelled}) {
     EXPECT_EQ(expect_record(parse_result(serialize_result(record))), record) << serialize_result(record);
   }
 }
@@ -147,7 +153,8 @@ TEST(FormatResultRecord, GarbageIsACleanError) {
       {"{}", "result record has no status"},
       {R"({"status":null})", "result record has no status"},
       {R"({"status":1})", "result field \"status\" must be a string (got number)"},
-      {R"({"status":"finished"})", "result status \"finished\" is not one of pending, done, error"},
+      {R"({"status":"finished"})",
+       "result status \"finished\" is not one of pending, done, error, cancelled"},
       {R"({"status":"done","request_id":5})", "result field \"request_id\" must be a string (got number)"},
       {R"({"status":"done","provider":[]})", "result field \"provider\" must be a string (got array)"},
       {R"({"status":"done","model":{}})", "result field \"model\" must be a string (got object)"},

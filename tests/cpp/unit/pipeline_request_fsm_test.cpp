@@ -114,7 +114,7 @@ class Fsm : public ::testing::Test {
     static constexpr const char* kNames[] = {
         "Claim",        "DedupeClaim",     "DedupeLookUp",    "DedupeTakeOver", "Admit",
         "CallProvider", "ReportToBreaker", "RefundAdmission", "SettleTokens",   "WaitUntil",
-        "StoreResult",  "Produce",         "Finish",          "Abandon"};
+        "StoreResult",  "Produce",         "Finish",          "Abandon",        "AbortCall"};
     std::vector<std::string> out;
     for (const auto& a : out_) out.emplace_back(kNames[a.index()]);
     return out;
@@ -268,6 +268,10 @@ TEST_F(Fsm, ADoneRecordCountsOnlyForTheSamePromptHash) {
   EXPECT_FALSE(is_done_record(record, "bbb"));
   EXPECT_TRUE(is_done_record(record, ""));
   EXPECT_FALSE(is_done_record(R"({"status":"pending","prompt_hash":"aaa"})", "aaa"));
+  EXPECT_FALSE(is_done_record(R"({"status":"error","prompt_hash":"aaa"})", "aaa"));
+  // A cancelled request is final like a done one: a redelivery does not run it again.
+  EXPECT_TRUE(is_done_record(R"({"status":"cancelled","request_id":"r1","prompt_hash":"aaa"})", "aaa"));
+  EXPECT_FALSE(is_done_record(R"({"status":"cancelled","request_id":"r1","prompt_hash":"aaa"})", "bbb"));
 }
 
 TEST_F(Fsm, ClaimWithRedisDownWaitsAndClaimsAgain) {
@@ -917,6 +921,206 @@ TEST_F(Fsm, RevokedWhileCallingGoesOn) {
   EXPECT_TRUE(out_.empty());
   delivered();
   EXPECT_EQ(kinds(), std::vector<std::string>{"Finish"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cancellation
+
+class FsmCancel : public Fsm {
+ protected:
+  CancelEffect cancel(const std::string& reason = "user asked") {
+    CancelEffect effect = CancelEffect::kTooLate;
+    event([&](RequestMachine& m, Actions& out) { effect = m.on_cancel(reason, out); });
+    return effect;
+  }
+  /// The cancelled record is stored, then published as a 499 response with no dead letter.
+  void expect_cancelled_outputs(const std::string& reason = "user asked") {
+    const auto& record = *only<action::StoreResult>().record;
+    EXPECT_EQ(record.status, format::ResultStatus::kCancelled);
+    EXPECT_EQ(record.status_code, 499);
+    EXPECT_EQ(record.error, "cancelled: " + reason);
+    stored();
+    const auto outputs = produced();
+    ASSERT_EQ(outputs.size(), 1U) << "a cancellation is no dead letter";
+    EXPECT_EQ(outputs[0].topic, "resp");
+    const auto response = json::parse(outputs[0].value);
+    EXPECT_EQ(response["status_code"], 499);
+    EXPECT_EQ(response["body"]["error"]["type"], "cancelled");
+    EXPECT_EQ(response["body"]["error"]["code"], "cancelled");
+    EXPECT_EQ(response["body"]["error"]["message"], "cancelled: " + reason);
+    EXPECT_EQ(finished("cancelled"), 1U);
+    delivered();
+    EXPECT_EQ(kinds(), std::vector<std::string>{"Finish"});
+  }
+  policy::CancelRegistry registry_{std::chrono::hours(1)};
+};
+
+TEST_F(FsmCancel, ARequestCancelledWhileQueuedIsNeverSent) {
+  registry_.add("r1", "client disconnected", clock_.system_ms() - 1000, clock_.system_ms());
+  make(chat());
+  env_->cancels = &registry_;
+  start();
+  EXPECT_EQ(kinds(), std::vector<std::string>{"StoreResult"});  // no claim, no admission, no call
+  expect_cancelled_outputs("client disconnected");
+  EXPECT_EQ(metrics_.snapshot()["cancels"]["skipped"], 1);
+}
+
+TEST_F(FsmCancel, AnotherRequestsCancellationChangesNothing) {
+  registry_.add("r2", "", clock_.system_ms(), clock_.system_ms());
+  make(chat());
+  env_->cancels = &registry_;
+  start();
+  EXPECT_EQ(kinds(), std::vector<std::string>{"Claim"});
+}
+
+TEST_F(FsmCancel, ACancellationPastItsRetentionIsForgotten) {
+  registry_.add("r1", "", clock_.system_ms(), clock_.system_ms());
+  clock_.advance(std::chrono::hours(1));
+  make(chat());
+  env_->cancels = &registry_;
+  start();
+  EXPECT_EQ(kinds(), std::vector<std::string>{"Claim"});
+}
+
+TEST_F(FsmCancel, NotStartedYetIsLeftToTheRegistry) {
+  make(chat());
+  EXPECT_EQ(cancel(), CancelEffect::kNotStarted);
+  EXPECT_TRUE(out_.empty());
+}
+
+TEST_F(FsmCancel, WhileCallingTheCallIsAbortedAndItsLateAnswerIgnored) {
+  to_calling();
+  EXPECT_EQ(cancel(), CancelEffect::kAborted);
+  EXPECT_EQ(kinds(), (std::vector<std::string>{"AbortCall", "StoreResult"}));
+  answered(answer(200, completion_body("too late")));
+  EXPECT_TRUE(out_.empty());
+}
+
+TEST_F(FsmCancel, WhileCallingTheOutputsSayCancelled) {
+  to_calling();
+  cancel();
+  expect_cancelled_outputs();
+}
+
+TEST_F(FsmCancel, WhileBackingOffNoFurtherAttemptIsMade) {
+  to_calling();
+  answered(answer(429, "{}", {{"Retry-After", "2"}}));
+  EXPECT_EQ(kinds().back(), "WaitUntil");
+  EXPECT_EQ(cancel(), CancelEffect::kSkipped);
+  EXPECT_EQ(kinds(), std::vector<std::string>{"StoreResult"});
+  clock_.advance(2s);
+  timer();
+  EXPECT_TRUE(out_.empty()) << "the backoff's timer must not start an attempt";
+}
+
+TEST_F(FsmCancel, WhileAskingForAdmissionWhatWasTakenIsGivenBack) {
+  make(chat());
+  start();
+  claimed();
+  EXPECT_EQ(kinds(), std::vector<std::string>{"Admit"});
+  EXPECT_EQ(cancel(), CancelEffect::kSkipped);
+  EXPECT_TRUE(out_.empty());  // the admission's answer comes first
+  admitted();
+  EXPECT_EQ(kinds(), (std::vector<std::string>{"RefundAdmission", "StoreResult"}));
+  expect_cancelled_outputs();
+}
+
+TEST_F(FsmCancel, WhileAskingForAdmissionATurnedAwayRequestHasNothingToGiveBack) {
+  make(chat());
+  start();
+  claimed();
+  cancel();
+  event([](RequestMachine& m, Actions& out) { m.on_admission(300ms, true, out); });
+  EXPECT_EQ(kinds(), std::vector<std::string>{"StoreResult"});
+}
+
+TEST_F(FsmCancel, WhileClaimingTheClaimsAnswerIsIgnored) {
+  make(chat());
+  start();
+  EXPECT_EQ(cancel(), CancelEffect::kSkipped);
+  EXPECT_EQ(kinds(), std::vector<std::string>{"StoreResult"});
+  claimed();
+  EXPECT_TRUE(out_.empty());
+}
+
+TEST_F(FsmCancel, ADoneRequestStaysDone) {
+  // The store found a done record (an earlier run finished it): that result is what is published.
+  make(chat());
+  start();
+  cancel();
+  format::ResultRecord done;
+  done.status = format::ResultStatus::kDone;
+  done.request_id = "r1";
+  done.status_code = 200;
+  done.body = json::parse(completion_body("earlier"));
+  event([&done](RequestMachine& m, Actions& out) { m.on_store({StoreOutcome::kAlreadyDone, done}, out); });
+  EXPECT_EQ(json::parse(produced()[0].value)["status_code"], 200);
+}
+
+TEST_F(FsmCancel, OnceTheOutcomeIsDecidedItIsTooLate) {
+  to_calling();
+  answered(answer(200, completion_body("x")));
+  EXPECT_EQ(cancel(), CancelEffect::kTooLate);
+  EXPECT_TRUE(out_.empty());
+  stored();
+  EXPECT_EQ(cancel(), CancelEffect::kTooLate);
+  delivered();
+  EXPECT_EQ(cancel(), CancelEffect::kTooLate);
+  EXPECT_EQ(finished("ok"), 1U);
+  EXPECT_EQ(finished("cancelled"), 0U);
+}
+
+TEST_F(FsmCancel, AStreamEndsWithAFinalFrameSayingCancelled) {
+  to_calling(chat(true));
+  data(sse_chunk("Hel"));
+  EXPECT_EQ(cancel("client disconnected"), CancelEffect::kAborted);
+  EXPECT_EQ(kinds(), (std::vector<std::string>{"AbortCall", "StoreResult"}));
+  data(sse_chunk("lo"));  // bytes already on their way
+  EXPECT_TRUE(out_.empty());
+  stored();
+  const auto outputs = produced();
+  ASSERT_EQ(outputs.size(), 1U);
+  const auto frame = json::parse(outputs[0].value);
+  EXPECT_EQ(frame["done"], true);
+  EXPECT_EQ(frame["seq"], 1);
+  EXPECT_EQ(frame["status_code"], 499);
+  EXPECT_EQ(frame["finish_reason"], "cancelled");
+  EXPECT_EQ(frame["error"]["message"], "cancelled: client disconnected");
+}
+
+TEST_F(FsmCancel, ARedeliveredCancelledRequestIsNotRunAgain) {
+  make(chat());
+  start();
+  format::ResultRecord cancelled;
+  cancelled.status = format::ResultStatus::kCancelled;
+  cancelled.request_id = "r1";
+  cancelled.status_code = 499;
+  cancelled.error = "cancelled: user asked";
+  event([&](RequestMachine& m, Actions& out) { m.on_claim({StoreOutcome::kAlreadyDone, cancelled}, out); });
+  EXPECT_EQ(kinds(), std::vector<std::string>{"Produce"});
+  EXPECT_EQ(json::parse(produced()[0].value)["status_code"], 499);
+  EXPECT_EQ(finished("cancelled"), 1U);
+  EXPECT_EQ(finished("replayed"), 0U);
+}
+
+TEST_F(FsmCancel, TheReasonIsCutAndCarriesNoSecret) {
+  to_calling();
+  cancel("because sk-secret-key " + std::string(500, 'x'));
+  const auto& error = *only<action::StoreResult>().record->error;
+  EXPECT_EQ(error.find("sk-secret-key"), std::string::npos);
+  EXPECT_LE(error.size(), 230U);
+}
+
+TEST_F(FsmCancel, WithoutAReasonTheMessageIsPlain) {
+  to_calling();
+  cancel("");
+  EXPECT_EQ(*only<action::StoreResult>().record->error, "cancelled");
+}
+
+TEST(CancelEffect, EveryEffectHasAName) {
+  for (int e = 0; e <= static_cast<int>(CancelEffect::kTooLate); ++e) {
+    EXPECT_NE(to_string(static_cast<CancelEffect>(e)), "unknown");
+  }
 }
 
 TEST(RequestState, EveryStateHasAName) {

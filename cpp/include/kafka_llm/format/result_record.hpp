@@ -11,10 +11,10 @@
 
 namespace kafka_llm::format {
 
-/// Lifecycle of a request's result in Redis.
-enum class ResultStatus : std::uint8_t { kPending, kDone, kError };
+/// Lifecycle of a request's result in Redis. Done and cancelled are final: never replaced.
+enum class ResultStatus : std::uint8_t { kPending, kDone, kError, kCancelled };
 
-/// "pending", "done" or "error".
+/// "pending", "done", "error" or "cancelled".
 std::string_view to_string(ResultStatus status) noexcept;
 
 /// Default prefix of result keys.
@@ -31,7 +31,7 @@ struct ResultRecord {
   /// The body as compact JSON text (the provider's bytes through compact_json when they were not
   /// compact already): when non-empty it is written as is instead of `body`, never re-serialized.
   std::string body_text{};
-  std::optional<std::string> error;  ///< error message when status is error
+  std::optional<std::string> error;  ///< error message when status is error or cancelled
   std::optional<int> status_code;
   std::optional<TokenUsage> usage;
   int attempts = 0;

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -25,6 +26,9 @@ class PipelineMetrics {
   void queued(std::uint64_t micros);
   void retry(const std::string& reason);
   void dead_letter(ErrorClass error_class);
+  /// A cancel record was acted on; `result` is skipped, aborted, too_late, remembered or invalid
+  /// (docs/operations.md, "Metrics").
+  void cancel(std::string_view result);
   void tokens(const std::string& provider, const std::string& model, std::int64_t prompt,
               std::int64_t completion);
   void rate_limited();
@@ -58,6 +62,7 @@ class PipelineMetrics {
   std::map<RequestKey, std::uint64_t> requests_;
   std::map<std::string, std::uint64_t> retries_;
   std::map<std::string, std::uint64_t> dlq_;
+  std::map<std::string, std::uint64_t, std::less<>> cancels_;
   std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> tokens_;
   std::map<std::pair<std::string, std::int32_t>, std::int64_t> lag_;
   std::map<std::pair<std::string, std::string>, std::uint64_t> redactions_;

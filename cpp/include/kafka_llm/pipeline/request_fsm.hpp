@@ -19,6 +19,7 @@
 #include "kafka_llm/pipeline/outputs.hpp"
 #include "kafka_llm/pipeline/pipeline_config.hpp"
 #include "kafka_llm/pipeline/provider_call.hpp"
+#include "kafka_llm/policy/cancel_registry.hpp"
 #include "kafka_llm/policy/classify.hpp"
 #include "kafka_llm/policy/random_source.hpp"
 #include "kafka_llm/policy/retry_policy.hpp"
@@ -121,12 +122,16 @@ struct Produce {
 struct Finish {};
 /// Give the request up: cancel what is out, free its slot, finish no offset.
 struct Abandon {};
+/// Stop the provider call that is out (remove its transfer; an embedded call runs to its end and
+/// its answer is ignored). No answer follows.
+struct AbortCall {};
 }  // namespace action
 
-using Action = std::variant<action::Claim, action::DedupeClaim, action::DedupeLookUp, action::DedupeTakeOver,
-                            action::Admit, action::CallProvider, action::ReportToBreaker,
-                            action::RefundAdmission, action::SettleTokens, action::WaitUntil,
-                            action::StoreResult, action::Produce, action::Finish, action::Abandon>;
+using Action =
+    std::variant<action::Claim, action::DedupeClaim, action::DedupeLookUp, action::DedupeTakeOver,
+                 action::Admit, action::CallProvider, action::ReportToBreaker, action::RefundAdmission,
+                 action::SettleTokens, action::WaitUntil, action::StoreResult, action::Produce,
+                 action::Finish, action::Abandon, action::AbortCall>;
 using Actions = std::vector<Action>;
 
 /// What every request of one stream shares: configuration, policy, clocks and counters. Outlives
@@ -139,7 +144,20 @@ struct MachineEnv {
   const Clock& clock;
   metrics::PipelineMetrics& metrics;
   const std::vector<std::string>& secrets;
+  /// The stream's remembered cancellations (`cancelURL`); null when it has none. Read at start().
+  const policy::CancelRegistry* cancels = nullptr;
 };
+
+/// What a cancellation did to a request (docs/guarantees.md, "Cancellation").
+enum class CancelEffect : std::uint8_t {
+  kNotStarted,  ///< not taken up yet: it is skipped at start() when the registry remembers its id
+  kSkipped,     ///< ended before any provider call of the moment (waiting, backing off, claiming)
+  kAborted,     ///< its provider call was removed mid-flight
+  kTooLate,     ///< its outcome was already being stored or published: it stands
+};
+
+/// "not_started", "skipped", "aborted" or "too_late" (the `result` label of kafka_llm_cancels_total).
+std::string_view to_string(CancelEffect effect) noexcept;
 
 /// The life of one request record, from consumed to finished, without any I/O (docs/architecture.md).
 ///
@@ -167,6 +185,9 @@ class RequestMachine {
   void on_timer(Actions& out);
   void on_store(StoreReply reply, Actions& out);
   void on_delivered(Actions& out);
+  /// A cancel record named this request: it ends as `cancelled` (a 499 response or final frame, a
+  /// cancelled result record, no dead letter) unless its outcome is already decided.
+  CancelEffect on_cancel(const std::string& reason, Actions& out);
   /// The record's partition was revoked or lost: a request that is not calling the provider or
   /// finishing is abandoned (the partition's next owner runs it); the others go on, but their
   /// finish no longer moves a committed offset.
@@ -221,6 +242,7 @@ class RequestMachine {
   void succeed(nlohmann::json body, std::string body_text, Actions& out);
   void fail(ErrorClass error_class, int http_status, const std::string& message, Actions& out);
   void reject_poison(Actions& out);
+  void cancel(const std::string& reason, Actions& out);
   /// Stores `record` as the outcome (state kStoring); `on_store` then publishes.
   void store_outcome(format::ResultRecord record, Actions& out);
   void publish(Actions& out);
@@ -254,6 +276,8 @@ class RequestMachine {
   Outcome& outcome();
   std::unique_ptr<Outcome> outcome_;
   int outputs_pending_ = 0;
+  /// A cancellation that arrived while admission was asked: carried out on its answer.
+  std::unique_ptr<std::string> cancel_reason_;
 };
 
 }  // namespace kafka_llm::pipeline

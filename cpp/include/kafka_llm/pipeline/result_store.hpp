@@ -48,8 +48,8 @@ class ResultStore {
   bool claim_with_set_nx_get_ = true;  ///< false once Redis rejected SET … NX … GET
 };
 
-/// Whether a stored record counts as the done answer to a request whose prompt hash is
-/// `prompt_hash` (any done record when it is empty), as the store-unless-done script decides.
+/// Whether a stored record is the final answer (done, or cancelled) to a request whose prompt hash
+/// is `prompt_hash` (any final record when it is empty), as the store-unless-done script decides.
 bool is_done_record(std::string_view stored, std::string_view prompt_hash);
 
 }  // namespace kafka_llm::pipeline
