@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +36,14 @@ def free_port() -> int:
 
 
 def config_document(
-    stack: StackInfo, topics: Topics, redis_url: str | None = None, **top: Any
+    stack: StackInfo,
+    topics: Topics,
+    redis_url: str | None = None,
+    stream_extra: Mapping[str, Any] | None = None,
+    **top: Any,
 ) -> dict[str, Any]:
-    """The worker's (and the service's) configuration, as YAML would hold it."""
+    """The worker's (and the service's) configuration, as YAML would hold it; ``stream_extra``
+    adds or replaces keys of the stream (cancelURL, maxHandlers, ...)."""
     return {
         "messaging": {
             "errorMaxBackoff": "5s",
@@ -48,6 +53,7 @@ def config_document(
                     "responsesURL": f"kafka://{topics.responses}",
                     "dlqURL": f"kafka://{topics.dlq}",
                     "maxHandlers": 200,
+                    **(stream_extra or {}),
                 }
             ],
         },
@@ -117,12 +123,13 @@ def service_on_stack(
     worker: bool = True,
     partitions: int = 2,
     redis_url: str | None = None,
+    stream_extra: Mapping[str, Any] | None = None,
     **settings: Any,
 ) -> Iterator[Service]:
     """Topics, a worker (in-process Pipeline) and the service with its own SQLite database."""
     topics = make_topics(stack, name, partitions=partitions)
     config_path = tmp / f"{name}.yaml"
-    config_path.write_text(yaml.safe_dump(config_document(stack, topics, redis_url)))
+    config_path.write_text(yaml.safe_dump(config_document(stack, topics, redis_url, stream_extra)))
     options: dict[str, Any] = {
         "config": str(config_path),
         "database_url": f"sqlite:///{tmp / (name + '.db')}",

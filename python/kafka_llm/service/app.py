@@ -63,7 +63,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             log = InferenceLogWriter(engine)
             stack.push_async_callback(asyncio.to_thread, log.close)
             keys = KeyStore(engine, settings.api_key_pepper.get_secret_value(), settings.key_cache_seconds)
-            app.state.gateway = Gateway(settings, config, bridge, redis, engine, keys, log, metrics, tracing)
+            gateway = Gateway(settings, config, bridge, redis, engine, keys, log, metrics, tracing)
+            stack.push_async_callback(gateway.aclose)  # cancel records in flight, before the bridge
+            app.state.gateway = gateway
             yield
 
     app = FastAPI(

@@ -134,6 +134,14 @@ class KafkaBridge:
                     )
                 for partition in range(count):
                     assignment.append((topic, partition, _end_offset(consumer, topic, partition)))
+            cancel_topic = self._config.streams[0].cancel_topic
+            if cancel_topic and _core.partition_count(self._properties, cancel_topic, 10_000) <= 0:
+                logger.warning(
+                    "the control topic %r (messaging.streams[0].cancelURL) does not exist: cancelling "
+                    "requests (DELETE /result/{request_id}, clients leaving streams) fails until it "
+                    "is created",
+                    cancel_topic,
+                )
             consumer.assign(assignment)
             producer = _core.DeliveryProducer(
                 {"enable.idempotence": "true", **self._properties, "client.id": "kafka-llm-api"}
@@ -166,7 +174,9 @@ class KafkaBridge:
 
     # --- producing ------------------------------------------------------------------------------
 
-    async def produce(self, topic: str, value: bytes, key: str, headers: Headers, timeout: float) -> None:
+    async def produce(
+        self, topic: str, value: bytes, key: str | bytes, headers: Headers, timeout: float
+    ) -> None:
         """Enqueues a record and waits until the broker acknowledged it. Raises KafkaError when
         the record fails, or is not acknowledged within ``timeout`` seconds."""
         producer = self._producer

@@ -21,12 +21,14 @@ _KINDS: dict[int, tuple[str, str]] = {
     404: ("not_found_error", "not_found"),
     405: ("invalid_request_error", "method_not_allowed"),
     408: ("timeout_error", "request_timeout"),
+    409: ("conflict_error", "conflict"),
     413: ("invalid_request_error", "request_too_large"),
     422: ("invalid_request_error", "unprocessable_entity"),
     429: ("rate_limit_error", "rate_limit_exceeded"),
     500: ("api_error", "internal_error"),
     502: ("api_error", "bad_gateway"),
     503: ("api_error", "service_unavailable"),
+    501: ("api_error", "not_implemented"),
     504: ("timeout_error", "gateway_timeout"),
 }
 

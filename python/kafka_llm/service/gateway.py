@@ -10,16 +10,17 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
 from opentelemetry import trace
 from sqlalchemy import Engine
 
+from kafka_llm.cancel import cancel_record, cancel_topic
 from kafka_llm.config import Config
-from kafka_llm.errors import KafkaLlmError
+from kafka_llm.errors import ConfigError, KafkaLlmError
 from kafka_llm.service.bridge import KafkaBridge, ResponseSubscription
 from kafka_llm.service.errors import ServiceError, core_error_status, error_body
 from kafka_llm.service.keystore import ApiKey, InferenceLogWriter, KeyStore, LogEntry
@@ -29,9 +30,16 @@ from kafka_llm.service.stores import ResponseCache, ResultStore, cache_key
 from kafka_llm.service.streaming import AnthropicToOpenAIChunks, assemble_body, chunks_from_body, output_text
 from kafka_llm.service.tracing import Tracing
 
-__all__ = ["Answer", "Gateway", "StreamStart"]
+__all__ = ["DISCONNECT_REASON", "FINAL_STATUSES", "Answer", "Gateway", "StreamStart"]
 
 logger = logging.getLogger("kafka_llm.service")
+
+#: Result statuses after which a request never changes (a DELETE is then a 409).
+FINAL_STATUSES = ("done", "error", "cancelled")
+#: The reason of the cancel record produced when a client leaves before the end of its answer.
+DISCONNECT_REASON = "client disconnected"
+#: How long the service's shutdown waits for cancel records still being produced.
+_BACKGROUND_DRAIN_SECONDS = 5.0
 
 
 @dataclass
@@ -46,11 +54,22 @@ class Answer:
 
 @dataclass
 class StreamStart:
-    """A stream that started: relay ``events()`` (OpenAI chunk dicts, then a closing frame)."""
+    """A stream that started: relay ``events`` (OpenAI chunk dicts, then a closing frame), then
+    call ``aclose()`` whatever happened."""
 
     request_id: str
     events: AsyncGenerator[dict[str, Any], None]
     cached: bool = False
+    # What ends the call when the relay never ran (the client left before the first event was
+    # sent): closing a generator that never started runs none of its code.
+    _abandon: Callable[[], None] | None = field(default=None, repr=False)
+
+    async def aclose(self) -> None:
+        """Ends the stream where it is: a stream left before its final frame counts as cancelled
+        and, with a cancel topic, the workers are told to stop (in the background)."""
+        await self.events.aclose()
+        if self._abandon is not None:
+            self._abandon()
 
 
 @dataclass
@@ -92,6 +111,13 @@ class Gateway:
         self.results = ResultStore(redis, config.redis_key_prefix, config.result_ttl_ms)
         self.cache = ResponseCache(redis, config.redis_key_prefix, settings.cache_ttl_seconds)
         self.request_topic = config.streams[0].requests_topic
+        self.cancel_topic: str | None
+        try:
+            self.cancel_topic = cancel_topic(config, 0)
+            self._no_cancel_topic = ""
+        except ConfigError as e:
+            self.cancel_topic, self._no_cancel_topic = None, str(e)
+        self._background: set[asyncio.Task[None]] = set()
         self.max_body_bytes = settings.max_body_bytes or config.max_request_bytes
         self.response_timeout = settings.response_timeout_seconds or (
             config.retry.get("request_timeout_ms", 120_000) / 1000 + 10
@@ -163,11 +189,7 @@ class Gateway:
         return request_id
 
     async def result(self, request_id: str) -> dict[str, Any]:
-        record = await self.results.get(request_id)
-        if record is None:
-            raise ServiceError(
-                404, f"no result for request {request_id!r} (unknown or expired)", code="not_found"
-            )
+        record = await self._record(request_id)
         status = record.get("status")
         if status == "done":
             return {
@@ -178,11 +200,34 @@ class Gateway:
                 "usage": record.get("usage"),
             }
         if status == "error":
-            error = record.get("error")
-            if isinstance(error, dict):
-                error = error.get("message")
-            return {"error": str(error or f"request failed with status {record.get('status_code')}")}
+            return {"error": _error_text(record, f"request failed with status {record.get('status_code')}")}
+        if status == "cancelled":
+            return {"status": "cancelled", "error": _error_text(record, "cancelled")}
         return {"status": "pending"}
+
+    async def cancel(self, request_id: str, reason: str) -> dict[str, Any]:
+        """Produces the cancel record of a request that is not finished and returns once the
+        broker has it. 501 without a cancel topic, 404 for an unknown id, 409 when finished."""
+        if self.cancel_topic is None:
+            raise ServiceError(501, self._no_cancel_topic, code="cancel_not_configured")
+        record = await self._record(request_id)
+        status = record.get("status")
+        if status in FINAL_STATUSES:
+            raise ServiceError(
+                409,
+                f"request {request_id!r} is already {status}: a finished request cannot be cancelled",
+                code="request_finished",
+            )
+        await self._produce_cancel(request_id, reason)
+        return {"request_id": request_id, "status": "cancelling"}
+
+    async def _record(self, request_id: str) -> dict[str, Any]:
+        record = await self.results.get(request_id)
+        if record is None:
+            raise ServiceError(
+                404, f"no result for request {request_id!r} (unknown or expired)", code="not_found"
+            )
+        return record
 
     # --- OpenAI-compatible calls ----------------------------------------------------------------
 
@@ -206,6 +251,9 @@ class Gateway:
                 message = await self._next(subscription, request_id)
         except (ServiceError, KafkaLlmError) as e:
             self._failed(call, request_id, e)
+            raise
+        except asyncio.CancelledError:  # the client left: nobody will read the answer
+            self._left(call, request_id)
             raise
         if "body" in message:
             status, answer = int(message.get("status_code", 502)), message["body"]
@@ -240,9 +288,11 @@ class Gateway:
             await self._produce(request_id, envelope)
             first = await self._next(subscription, request_id)
         except BaseException as e:
+            subscription.close()
             if isinstance(e, ServiceError | KafkaLlmError):
                 self._failed(call, request_id, e)
-            subscription.close()
+            elif isinstance(e, asyncio.CancelledError):  # the client left before the first token
+                self._left(call, request_id)
             raise
         if "chunk" not in first:
             subscription.close()
@@ -264,10 +314,24 @@ class Gateway:
             else None
         )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        ended = False
+
+        def end(status: int, outcome: str, usage: Any) -> None:
+            nonlocal ended
+            if ended:
+                return
+            ended = True
+            subscription.close()
+            if outcome == "cancelled":
+                self._left(call, request_id)
+            else:
+                self._finish(call, request_id, status, outcome, usage)
 
         async def relay() -> AsyncGenerator[dict[str, Any], None]:
             chunks: list[dict[str, Any]] = []
-            status, outcome, usage = 200, "ok", None
+            # Until the final frame is handed over, leaving (the consumer closes or is cancelled
+            # because its client went away) is a cancellation.
+            status, outcome, usage = 499, "cancelled", None
             try:
                 message = first
                 while "chunk" in message:
@@ -293,14 +357,16 @@ class Gateway:
                     "status_code": e.status_code,
                     "error": error_body(e.status_code, e.message)["error"],
                 }
-            except (asyncio.CancelledError, GeneratorExit):
-                status, outcome = 499, "cancelled"
-                raise
             finally:
-                subscription.close()
-                self._finish(call, request_id, status, outcome, usage)
+                end(status, outcome, usage)
 
-        return StreamStart(request_id, relay())
+        return StreamStart(request_id, relay(), _abandon=lambda: end(499, "cancelled", None))
+
+    async def aclose(self) -> None:
+        """Waits (a few seconds at most) for the cancel records still being produced; call
+        before the Kafka bridge closes."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=_BACKGROUND_DRAIN_SECONDS)
 
     # --- internals ------------------------------------------------------------------------------
 
@@ -334,7 +400,20 @@ class Gateway:
         return value
 
     async def _produce(self, request_id: str, value: bytes) -> None:
-        topic = self.request_topic
+        try:
+            await self._publish(self.request_topic, request_id.encode(), value)
+        except BaseException:
+            self.metrics.produced.labels("failed").inc()
+            raise
+        self.metrics.produced.labels("ok").inc()
+
+    async def _produce_cancel(self, request_id: str, reason: str) -> None:
+        """The cancel record (kafka_llm.cancel's key and value) on the control topic, acknowledged."""
+        assert self.cancel_topic is not None
+        key, value = cancel_record(request_id, reason)
+        await self._publish(self.cancel_topic, key, value)
+
+    async def _publish(self, topic: str, key: bytes, value: bytes) -> None:
         with self.tracing.tracer.start_as_current_span(
             f"{topic} publish",
             kind=trace.SpanKind.PRODUCER,
@@ -342,18 +421,32 @@ class Gateway:
                 "messaging.system": "kafka",
                 "messaging.operation.type": "publish",
                 "messaging.destination.name": topic,
-                "messaging.kafka.message.key": request_id,
+                "messaging.kafka.message.key": key.decode("utf-8", "replace"),
             },
         ):
             headers = self.tracing.kafka_headers()
-            try:
-                await self.bridge.produce(
-                    topic, value, request_id, headers, self.settings.produce_timeout_seconds
-                )
-            except BaseException:
-                self.metrics.produced.labels("failed").inc()
-                raise
-        self.metrics.produced.labels("ok").inc()
+            await self.bridge.produce(topic, value, key, headers, self.settings.produce_timeout_seconds)
+
+    def _left(self, call: _Call, request_id: str) -> None:
+        """The client went away before the answer ended: count it, and tell the workers to stop
+        (with a cancel topic; produced in the background, so this never waits)."""
+        self._finish(call, request_id, 499, "cancelled", None)
+        if self.cancel_topic is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a stream finalized after its loop stopped: nothing can be sent
+            logger.warning("request %s: its client left after the service stopped; not cancelled", request_id)
+            return
+        task = loop.create_task(self._cancel_in_background(request_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _cancel_in_background(self, request_id: str) -> None:
+        try:
+            await self._produce_cancel(request_id, DISCONNECT_REASON)
+        except KafkaLlmError as e:
+            logger.warning("request %s: its client left, but the cancel record failed: %s", request_id, e)
 
     async def _next(self, subscription: ResponseSubscription, request_id: str) -> dict[str, Any]:
         try:
@@ -414,6 +507,14 @@ class Gateway:
                 completion_tokens=_int_or_none(usage.get("completion_tokens")),
             )
         )
+
+
+def _error_text(record: dict[str, Any], default: str) -> str:
+    """A result record's error message (a string, or an object with a ``message``)."""
+    error = record.get("error")
+    if isinstance(error, dict):
+        error = error.get("message")
+    return str(error or default)
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -34,7 +34,8 @@ class ServiceMetrics:
         )
         self.requests = Counter(
             "kafka_llm_requests",
-            "LLM requests seen by the service, by outcome (ok, error, timeout, rejected, cached, accepted)",
+            "LLM requests seen by the service, by outcome "
+            "(ok, error, timeout, rejected, cached, accepted, cancelled)",
             ["stream", "provider", "model", "outcome"],
             registry=r,
         )

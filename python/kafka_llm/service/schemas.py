@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 __all__ = [
+    "CancelAccepted",
     "ChatCompletionRequest",
     "ChatMessage",
     "CompletionRequest",
@@ -16,6 +17,7 @@ __all__ = [
     "ErrorObject",
     "ProcessAccepted",
     "ProcessRequest",
+    "ResultCancelled",
     "ResultDone",
     "ResultError",
     "ResultPending",
@@ -101,6 +103,22 @@ class ResultDone(BaseModel):
 
 class ResultError(BaseModel):
     error: str
+
+
+class ResultCancelled(BaseModel):
+    """A cancelled request (``DELETE /result/{request_id}``, a client that left a stream, or
+    ``kafka-llm cancel``): ``error`` is ``cancelled: <reason>``."""
+
+    status: Literal["cancelled"]
+    error: str
+
+
+class CancelAccepted(BaseModel):
+    """The cancel record is in Kafka; the workers skip or abort the request. ``GET
+    /result/{request_id}`` then says ``cancelled``, or done/error if it finished first."""
+
+    request_id: str
+    status: Literal["cancelling"]
 
 
 class ErrorObject(BaseModel):

@@ -13,8 +13,10 @@ _DESCRIPTIONS = {
     401: "Missing, invalid or revoked API key",
     403: "The API key may not use this model",
     404: "Unknown or expired request id",
+    409: "The request already finished (done, error or cancelled): it cannot be cancelled",
     413: "The request body is larger than the limit",
     422: "Invalid body; the message names the field",
+    501: "Cancellation is not configured: messaging.streams[0].cancelURL is not set",
     503: "Kafka or Redis unreachable",
     504: "No answer from a worker in time (the request stays queued; poll /result/{request_id})",
 }

@@ -1,16 +1,24 @@
 """OpenAI-compatible endpoints, answered through Kafka and a worker. ``stream: true`` relays the
 worker's token frames as server-sent events as they arrive; ``WebSocket /v1/completions`` relays
-them as JSON messages."""
+them as JSON messages.
+
+A client that goes away before its answer ended (an HTTP connection closed while the service
+waits for the worker or relays a stream, a WebSocket closed mid-request) has its call cancelled:
+the gateway counts it and, when the stream has a control topic, produces a cancel record so the
+worker stops the provider call."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
+from starlette.types import Receive, Scope, Send
 
 from kafka_llm.errors import KafkaLlmError
 from kafka_llm.service.deps import CallerDep, GatewayDep, check_key, gateway_of
@@ -22,6 +30,13 @@ from kafka_llm.service.schemas import ChatCompletionRequest, CompletionRequest, 
 from kafka_llm.service.streaming import sse
 
 router = APIRouter(prefix="/v1", tags=["openai"])
+
+T = TypeVar("T")
+
+#: Requests a WebSocket client may send ahead while one is being answered (then reading waits).
+_SOCKET_BACKLOG = 16
+#: The status logged for a call whose client left (nginx's "client closed request"); never sent.
+_CLIENT_CLOSED = 499
 
 _ERRORS = errors(400, 401, 403, 413, 422, 503, 504)
 _STREAM_DOC: dict[int | str, dict[str, Any]] = {
@@ -48,34 +63,83 @@ async def _sse(events: AsyncGenerator[dict[str, Any], None]) -> AsyncIterator[by
         await events.aclose()
 
 
-async def _answer(gateway: Gateway, caller: ApiKey | None, endpoint: str, request: Any) -> Any:
+class _EventStream(StreamingResponse):
+    """The stream's server-sent events. Starlette stops sending when the client disconnects (and
+    may do so before the first event); closing the stream afterwards, whatever happened, is what
+    lets the gateway tell a stream left early (cancelled) from one that ended."""
+
+    def __init__(self, started: StreamStart, headers: dict[str, str]) -> None:
+        super().__init__(_sse(started.events), media_type="text/event-stream", headers=headers)
+        self._started = started
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._started.aclose()
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns when the client has closed the connection (the body was read already, so the
+    server has nothing else to hand over)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_client_leaves(request: Request, work: Coroutine[Any, Any, T]) -> T | None:
+    """The result of ``work``, or None when the client disconnected first: ``work`` is then
+    cancelled (the gateway counts the call as cancelled and tells the workers)."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_disconnected(request.receive))
+    try:
+        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait((task,))
+    if task.cancelled():
+        return None
+    return task.result()
+
+
+async def _answer(gateway: Gateway, caller: ApiKey | None, endpoint: str, request: Any, http: Request) -> Any:
     body = request.provider_body()
     if body.get("stream"):
-        started = await gateway.start_stream(caller, endpoint, request.provider, body)
+        started = await _unless_client_leaves(
+            http, gateway.start_stream(caller, endpoint, request.provider, body)
+        )
+        if started is None:
+            return Response(status_code=_CLIENT_CLOSED)
         if isinstance(started, Answer):
             return _json(started)
         headers = {"x-request-id": started.request_id, "cache-control": "no-cache", "x-accel-buffering": "no"}
         if started.cached:
             headers["x-kafka-llm-cache"] = "hit"
-        return StreamingResponse(_sse(started.events), media_type="text/event-stream", headers=headers)
-    return _json(await gateway.complete(caller, endpoint, request.provider, body))
+        return _EventStream(started, headers)
+    answer = await _unless_client_leaves(http, gateway.complete(caller, endpoint, request.provider, body))
+    return Response(status_code=_CLIENT_CLOSED) if answer is None else _json(answer)
 
 
 @router.post(
     "/chat/completions", responses={**_STREAM_DOC, **_ERRORS}, summary="Chat completion (OpenAI API)"
 )
-async def chat_completions(request: ChatCompletionRequest, gateway: GatewayDep, caller: CallerDep) -> Any:
-    return await _answer(gateway, caller, "/v1/chat/completions", request)
+async def chat_completions(
+    request: ChatCompletionRequest, gateway: GatewayDep, caller: CallerDep, http: Request
+) -> Any:
+    return await _answer(gateway, caller, "/v1/chat/completions", request, http)
 
 
 @router.post("/completions", responses={**_STREAM_DOC, **_ERRORS}, summary="Text completion (OpenAI API)")
-async def completions(request: CompletionRequest, gateway: GatewayDep, caller: CallerDep) -> Any:
-    return await _answer(gateway, caller, "/v1/completions", request)
+async def completions(
+    request: CompletionRequest, gateway: GatewayDep, caller: CallerDep, http: Request
+) -> Any:
+    return await _answer(gateway, caller, "/v1/completions", request, http)
 
 
 @router.post("/embeddings", responses=_ERRORS, summary="Embeddings (OpenAI API)")
-async def embeddings(request: EmbeddingRequest, gateway: GatewayDep, caller: CallerDep) -> Any:
-    return await _answer(gateway, caller, "/v1/embeddings", request)
+async def embeddings(request: EmbeddingRequest, gateway: GatewayDep, caller: CallerDep, http: Request) -> Any:
+    return await _answer(gateway, caller, "/v1/embeddings", request, http)
 
 
 @router.websocket("/completions")
@@ -96,12 +160,42 @@ async def completions_socket(websocket: WebSocket) -> None:
         await websocket.send_json(error_body(e.status_code, e.message, e.param, e.code))
         await websocket.close(code=1008)
         return
+    # Messages are read on their own task, so a client closing the socket mid-request is seen at
+    # once (not at the next send): the request being answered is then cancelled.
+    inbox: asyncio.Queue[str | None] = asyncio.Queue(_SOCKET_BACKLOG)
+    reader = asyncio.create_task(_read_socket(websocket, inbox))
+    try:
+        while (text := await inbox.get()) is not None:
+            serving = asyncio.create_task(_socket_request(websocket, gateway, caller, text))
+            await asyncio.wait((serving, reader), return_when=asyncio.FIRST_COMPLETED)
+            if not serving.done():  # the client left mid-request
+                serving.cancel()
+                await asyncio.wait((serving,))
+                return
+            if isinstance(serving.exception(), WebSocketDisconnect):  # a send found it closed
+                return
+            serving.result()
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+
+
+async def _read_socket(websocket: WebSocket, inbox: asyncio.Queue[str | None]) -> None:
+    """Puts each text message (a binary one as UTF-8) into ``inbox``, then None once the client
+    has closed the connection."""
     try:
         while True:
-            text = await websocket.receive_text()
-            await _socket_request(websocket, gateway, caller, text)
-    except WebSocketDisconnect:
-        return
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                text = (message.get("bytes") or b"").decode("utf-8", "replace")
+            await inbox.put(text)
+    finally:
+        with contextlib.suppress(asyncio.QueueFull):
+            inbox.put_nowait(None)
 
 
 async def _socket_request(websocket: WebSocket, gateway: Gateway, caller: ApiKey | None, text: str) -> None:
@@ -146,25 +240,24 @@ async def _socket_request(websocket: WebSocket, gateway: Gateway, caller: ApiKey
             {**started.body, "request_id": started.request_id} if started.status_code < 400 else started.body
         )
         return
-    await _relay_socket(websocket, started)
+    try:
+        await _relay_socket(websocket, started)
+    finally:
+        await started.aclose()
 
 
 async def _relay_socket(websocket: WebSocket, started: StreamStart) -> None:
-    events = started.events
-    try:
-        async for event in events:
-            if "chunk" in event:
-                await websocket.send_json(event["chunk"])
-            elif event.get("error"):
-                await websocket.send_json({"error": event["error"], "request_id": started.request_id})
-            else:
-                await websocket.send_json(
-                    {
-                        "done": True,
-                        "request_id": started.request_id,
-                        "finish_reason": event.get("finish_reason"),
-                        "usage": event.get("usage"),
-                    }
-                )
-    finally:
-        await events.aclose()
+    async for event in started.events:
+        if "chunk" in event:
+            await websocket.send_json(event["chunk"])
+        elif event.get("error"):
+            await websocket.send_json({"error": event["error"], "request_id": started.request_id})
+        else:
+            await websocket.send_json(
+                {
+                    "done": True,
+                    "request_id": started.request_id,
+                    "finish_reason": event.get("finish_reason"),
+                    "usage": event.get("usage"),
+                }
+            )

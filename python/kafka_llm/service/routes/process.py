@@ -1,15 +1,25 @@
-"""``POST /process`` and ``GET /result/{request_id}`` (the original event backend's API)."""
+"""``POST /process``, ``GET /result/{request_id}`` (the original event backend's API) and
+``DELETE /result/{request_id}`` (cancellation)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
+from kafka_llm.cancel import DEFAULT_REASON
 from kafka_llm.service.deps import CallerDep, GatewayDep
 from kafka_llm.service.errors import ServiceError
 from kafka_llm.service.routes.common import errors
-from kafka_llm.service.schemas import ProcessAccepted, ProcessRequest, ResultDone, ResultError, ResultPending
+from kafka_llm.service.schemas import (
+    CancelAccepted,
+    ProcessAccepted,
+    ProcessRequest,
+    ResultCancelled,
+    ResultDone,
+    ResultError,
+    ResultPending,
+)
 
 router = APIRouter(tags=["queue"])
 
@@ -41,9 +51,34 @@ async def process(request: ProcessRequest, gateway: GatewayDep, caller: CallerDe
 
 @router.get(
     "/result/{request_id}",
-    response_model=ResultPending | ResultDone | ResultError,
+    response_model=ResultPending | ResultDone | ResultCancelled | ResultError,
     responses=errors(401, 404, 503),
-    summary="The state of a queued request: pending, done or error",
+    summary="The state of a queued request: pending, done, error or cancelled",
 )
 async def result(request_id: str, gateway: GatewayDep, caller: CallerDep) -> dict[str, Any]:
     return await gateway.result(request_id)
+
+
+@router.delete(
+    "/result/{request_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=CancelAccepted,
+    responses=errors(401, 404, 409, 501, 503),
+    summary="Cancel a request that has not finished",
+)
+async def cancel(
+    request_id: str,
+    gateway: GatewayDep,
+    caller: CallerDep,
+    reason: Annotated[
+        str | None,
+        Query(
+            min_length=1, max_length=500, description="why; the result's error becomes 'cancelled: <reason>'"
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    """Produces a cancel record to the first stream's control topic (`messaging.streams[0].cancelURL`)
+    and answers once the broker has it. The workers skip the request if it is still queued (the
+    provider is never called) or abort its provider call; its result becomes `cancelled`. A request
+    that finishes before the record is read keeps its result (poll `GET /result/{request_id}`)."""
+    return await gateway.cancel(request_id, reason or DEFAULT_REASON)
