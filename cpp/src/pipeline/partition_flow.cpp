@@ -111,7 +111,7 @@ void PartitionFlow::start_backlog() {
   }
 }
 
-void PartitionFlow::drop_held(std::vector<std::uint64_t> jobs) {
+void PartitionFlow::drop_held(const std::vector<std::uint64_t>& jobs) {
   for (const auto job : jobs) handlers_.drop(job);
 }
 

@@ -82,7 +82,7 @@ class PartitionFlow {
   /// A record free to run: started when the window has a slot, else queued (at the front: `first`).
   void ready(std::uint64_t job, policy::PartitionKey partition, bool first);
   void start_backlog();
-  void drop_held(std::vector<std::uint64_t> jobs);
+  void drop_held(const std::vector<std::uint64_t>& jobs);
   void update_flow();
 
   boost::asio::io_context& io_;
