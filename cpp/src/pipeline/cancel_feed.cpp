@@ -38,11 +38,13 @@ CancelFeed::CancelFeed(boost::asio::io_context& io, const kafka::Properties& pro
                            .count();
     std::vector<kafka::TopicPartition> query;
     for (int p = 0; p < partitions; ++p) query.push_back({topic, p, since});
-    // The first record at or after `since`, or the end (-1) where there is none.
+    // The first record at or after `since`, else the partition's end: a concrete offset, never the
+    // logical end, which librdkafka resolves only once it knows the leader, after records produced
+    // meanwhile.
     start = admin.offsets_for_times(query, timeout_ms);
-    for (const auto& tp : start) {
-      if (tp.offset < 0) continue;  // nothing to read back there
+    for (auto& tp : start) {
       const auto [low, high] = admin.watermarks(tp.topic, tp.partition, timeout_ms);
+      if (tp.offset < 0) tp.offset = high;
       if (high > tp.offset) catch_up_to_.push_back({tp.topic, tp.partition, high});
     }
   }
@@ -89,7 +91,12 @@ void CancelFeed::drain() {
   for (int i = 0; i < kPollBatch; ++i) {
     auto message = consumer_->poll(0);
     if (!message) return;
-    if (message->error() != RD_KAFKA_RESP_ERR_NO_ERROR) continue;  // a partition end, a broker blip
+    if (message->error() != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      // A partition end, or a broker blip librdkafka recovers from by itself.
+      if (message->error() != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        log(LogLevel::kWarning, "reading the control topic: " + message->error_string());
+      continue;
+    }
     hand_over(*message);
   }
   boost::asio::post(io_, [this] { drain(); });
