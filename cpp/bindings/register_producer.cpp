@@ -5,6 +5,7 @@
 #include "kafka_conversions.hpp"
 #include "kafka_llm/kafka/blocking_producer.hpp"
 #include "kafka_llm/kafka/delivery_producer.hpp"
+#include "kafka_llm/kafka/transactional_producer.hpp"
 
 namespace py = pybind11;
 
@@ -14,6 +15,7 @@ namespace {
 
 using ProducerHandle = Closable<kafka::BlockingProducer>;
 using DeliveryProducerHandle = Closable<kafka::DeliveryProducer>;
+using TransactionalProducerHandle = Closable<kafka::TransactionalProducer>;
 using DeliveryTuple = std::tuple<std::uint64_t, std::int32_t, std::int64_t, std::optional<std::string>>;
 
 std::optional<std::string_view> key_view(const std::optional<std::string>& key) {
@@ -110,11 +112,74 @@ void register_delivery_producer(py::module_& m) {
   bind_close(cls, kCloseDoc);
 }
 
+void check(const kafka::TxnOutcome& outcome, const char* what) {
+  if (outcome.ok()) return;
+  const char* kind = outcome.kind == kafka::TxnOutcome::Kind::kFatal       ? "fatal"
+                     : outcome.kind == kafka::TxnOutcome::Kind::kAbortable ? "abortable"
+                                                                           : "retriable";
+  throw KafkaError(std::string(what) + " failed (" + kind + "): " + outcome.message);
+}
+
+void register_transactional_producer(py::module_& m) {
+  py::class_<TransactionalProducerHandle> cls(m, "TransactionalProducer");
+  cls.def(py::init([](const py::dict& props, const std::string& transactional_id, int timeout_ms) {
+            auto properties = to_properties(props);
+            py::gil_scoped_release release;  // registers with the transaction coordinator
+            return std::make_unique<TransactionalProducerHandle>(
+                std::make_unique<kafka::TransactionalProducer>(properties, transactional_id, timeout_ms),
+                "the transactional producer");
+          }),
+          py::arg("properties"), py::arg("transactional_id"), py::arg("timeout_ms") = 30000,
+          "A transactional producer registered under transactional_id (fencing any earlier one).")
+      .def(
+          "begin",
+          [](TransactionalProducerHandle& p) {
+            check(p.use([](kafka::TransactionalProducer& producer) { return producer.begin(); }), "begin");
+          },
+          "Begins a transaction.")
+      .def(
+          "produce",
+          [](TransactionalProducerHandle& p, const std::string& topic, const py::bytes& value,
+             const py::object& key, const PyHeaders& headers) {
+            const std::string payload(value);
+            const auto k = to_key(key);
+            const auto h = to_headers(headers);
+            py::gil_scoped_release release;
+            check(p.use([&](kafka::TransactionalProducer& producer) {
+              return producer.produce(topic, k, payload, h);
+            }),
+                  "produce");
+          },
+          py::arg("topic"), py::arg("value"), py::arg("key") = py::none(), py::arg("headers") = PyHeaders{},
+          "Enqueues a record of the open transaction.")
+      .def(
+          "commit",
+          [](TransactionalProducerHandle& p, int timeout_ms) {
+            check(p.use([&](kafka::TransactionalProducer& producer) { return producer.commit(timeout_ms); }),
+                  "commit");
+          },
+          py::arg("timeout_ms") = 30000, py::call_guard<py::gil_scoped_release>(),
+          "Flushes and commits the open transaction; raises KafkaError naming the failure's class.")
+      .def(
+          "abort",
+          [](TransactionalProducerHandle& p, int timeout_ms) {
+            check(p.use([&](kafka::TransactionalProducer& producer) { return producer.abort(timeout_ms); }),
+                  "abort");
+          },
+          py::arg("timeout_ms") = 30000, py::call_guard<py::gil_scoped_release>(),
+          "Aborts the open transaction.")
+      .def_property_readonly("transactional_id", [](TransactionalProducerHandle& p) {
+        return p.use([](kafka::TransactionalProducer& producer) { return producer.transactional_id(); });
+      });
+  bind_close(cls, kCloseDoc);
+}
+
 }  // namespace
 
 void register_producer(py::module_& m) {
   register_blocking_producer(m);
   register_delivery_producer(m);
+  register_transactional_producer(m);
 }
 
 }  // namespace kafka_llm::bindings

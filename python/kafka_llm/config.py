@@ -83,6 +83,8 @@ class Config:
     commit_interval_ms: int
     drain_timeout_ms: int
     lag_interval_ms: int
+    exactly_once: bool
+    transactional_id: str
     core: _core.PipelineConfig = field(repr=False, compare=False)
 
     @property
@@ -129,6 +131,8 @@ class Config:
             commit_interval_ms=view["commit_interval_ms"],
             drain_timeout_ms=view["drain_timeout_ms"],
             lag_interval_ms=view["lag_interval_ms"],
+            exactly_once=view["exactly_once"],
+            transactional_id=view["transactional_id"],
             core=core,
         )
 

@@ -20,6 +20,7 @@ from kafka_llm._core import (
     GroupMember,
     Producer,
     Record,
+    TransactionalProducer,
 )
 from kafka_llm._core import create_topics as _create_topics
 from kafka_llm._core import partition_count as _partition_count
@@ -33,6 +34,7 @@ __all__ = [
     "GroupMember",
     "Producer",
     "Record",
+    "TransactionalProducer",
     "admin",
     "consumer",
     "create_topics",

@@ -168,6 +168,24 @@ GOOD: list[tuple[str, dict[str, Any], dict[str, str], dict[str, Any]]] = [
         },
     ),
     (
+        "exactly-once for the worker, and off for one stream",
+        document(
+            messaging={
+                "streams": [
+                    {"requestsURL": "kafka://g?topic=a", "responsesURL": "kafka://ra"},
+                    {"requestsURL": "kafka://g?topic=b", "responsesURL": "kafka://rb", "exactlyOnce": False},
+                ]
+            },
+            exactlyOnce=True,
+        ),
+        {},
+        {
+            "exactly_once": True,
+            "streams.0.features": {"exactlyOnce": True},
+            "streams.1.features": {},
+        },
+    ),
+    (
         "a cancel topic",
         document(messaging=stream(cancelURL="kafka://llm.cancel", cancelRetention="10m")),
         {},
@@ -209,12 +227,26 @@ BAD: list[tuple[str, dict[str, Any], dict[str, str], str, str]] = [
         "unknown key; did you mean maxAttempts?",
     ),
     (
-        "exactly_once is gone",
+        "snake case of exactlyOnce",
         document(exactly_once=True),
         {},
         "exactly_once",
+        "unknown key; did you mean exactlyOnce?",
+    ),
+    (
+        "unknown top-level key",
+        document(workers=3),
+        {},
+        "workers",
         "unknown key (known: messaging, kafka, redis, providers, retry, circuit, defaultProvider, "
-        "modelVersion, maxRequestBytes, commitInterval, drainTimeout, lagInterval)",
+        "modelVersion, maxRequestBytes, commitInterval, drainTimeout, exactlyOnce, lagInterval)",
+    ),
+    (
+        "exactlyOnce not a boolean",
+        document(messaging=stream(exactlyOnce="yes")),
+        {},
+        "messaging.streams[0].exactlyOnce",
+        "must be true or false",
     ),
     (
         "unknown stream key",

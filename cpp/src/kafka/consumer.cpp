@@ -86,6 +86,13 @@ void Consumer::assign(const std::vector<TopicPartition>& partitions) {
   }
 }
 
+void Consumer::seek(const std::vector<TopicPartition>& partitions) {
+  if (partitions.empty()) return;
+  auto list = to_rd_list(partitions);
+  ErrorPtr error(rd_kafka_seek_partitions(rk_.get(), list.get(), 0));
+  if (error) throw KafkaError(std::string("seek failed: ") + rd_kafka_error_string(error.get()));
+}
+
 std::optional<Message> Consumer::poll(int timeout_ms) {
   rd_kafka_message_t* message = rd_kafka_consumer_poll(rk_.get(), timeout_ms);
   if (message == nullptr) return std::nullopt;

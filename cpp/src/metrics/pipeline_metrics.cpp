@@ -81,6 +81,14 @@ void PipelineMetrics::cancel(std::string_view result) {
   ++it->second;
 }
 
+void PipelineMetrics::transaction(std::string_view result, std::size_t records) {
+  std::lock_guard lock(mutex_);
+  auto it = transactions_.find(result);
+  if (it == transactions_.end()) it = transactions_.emplace(std::string(result), 0).first;
+  ++it->second;
+  if (result == "committed") transaction_records_ += records;
+}
+
 void PipelineMetrics::dead_letter(ErrorClass error_class) {
   std::lock_guard lock(mutex_);
   ++dlq_[std::string(to_string(error_class))];
@@ -183,6 +191,9 @@ nlohmann::json PipelineMetrics::snapshot() const {
   out["requests"] = std::move(requests);
   out["retries"] = retries_;
   out["dlq"] = dlq_;
+  out["transactions"] = nlohmann::json::object();
+  for (const auto& [result, count] : transactions_) out["transactions"][result] = count;
+  out["transaction_records"] = transaction_records_;
   out["cancels"] = nlohmann::json::object();
   for (const auto& [result, count] : cancels_) out["cancels"][result] = count;
   std::uint64_t in = 0;
@@ -245,6 +256,10 @@ std::string PipelineMetrics::prometheus() const {
          "counter\n";
   for (const auto& [cls, count] : dlq_)
     out << "kafka_llm_dlq_total{class=\"" << cls << "\"} " << count << "\n";
+  out << "# HELP kafka_llm_transactions_total Exactly-once transactions, by result.\n"
+         "# TYPE kafka_llm_transactions_total counter\n";
+  for (const auto& [result, count] : transactions_)
+    out << "kafka_llm_transactions_total{result=\"" << result << "\"} " << count << "\n";
   out << "# HELP kafka_llm_cancels_total Cancel records acted on, by result.\n# TYPE kafka_llm_cancels_total "
          "counter\n";
   for (const auto& [result, count] : cancels_)

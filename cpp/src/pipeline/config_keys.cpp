@@ -22,6 +22,9 @@ constexpr std::array kKeys{
     ConfigKey{"messaging.streams[].requestsURL", "kafka URL", "(required)",
               "`kafka://<consumer group>?topic=<request topic>`."},
     ConfigKey{"messaging.streams[].responsesURL", "kafka URL", "(required)", "`kafka://<response topic>`."},
+    ConfigKey{"messaging.streams[].exactlyOnce", "boolean", "(`exactlyOnce`)",
+              "Outputs and consumed offsets committed together in Kafka transactions; readers must use "
+              "isolation.level=read_committed."},
     ConfigKey{"messaging.streams[].cancelURL", "kafka URL", "(none)",
               "`kafka://<control topic>`: records keyed by a request id cancel that request (skipped when "
               "queued, aborted when in flight). Every worker of the stream reads all of it."},
@@ -127,6 +130,14 @@ constexpr std::array kKeys{
     ConfigKey{"commitInterval", "duration", "200ms",
               "How often finished offsets are committed (at least 1ms)."},
     ConfigKey{"drainTimeout", "duration", "10s", "How long stop() waits for in-flight requests."},
+    ConfigKey{"exactlyOnce", "boolean", "false",
+              "Exactly-once output for every stream that does not say otherwise (a transactional producer "
+              "per worker)."},
+    ConfigKey{
+        "transactionalId", "string", "",
+        "Stable transactional.id prefix of this worker (e.g. its pod name; empty: one made per process): a "
+        "restarted worker then "
+        "fences its predecessor's open transaction at once instead of after transaction.timeout.ms."},
     ConfigKey{"lagInterval", "duration", "5s",
               "How often the consumer lag of the assigned partitions is asked of the brokers (at least "
               "100ms)."},

@@ -171,7 +171,7 @@ void PartitionFlow::on_rebalance(kafka::RebalanceKind kind, const std::vector<ka
 // Commits what finished on `parts` (not on a lost assignment: the partitions may already belong to
 // someone else), then forgets them. Records that never started are left to the next owner; started
 // ones are abandoned or go on as their machines decide, without moving a committed offset.
-void PartitionFlow::revoke(kafka::RebalanceKind kind, const std::vector<kafka::TopicPartition>& parts) {
+void PartitionFlow::let_go(const std::vector<kafka::TopicPartition>& parts) {
   std::erase_if(backlog_, [&](const Waiting& waiting) {
     const bool revoked = std::any_of(parts.begin(), parts.end(),
                                      [&](const auto& tp) { return same_partition(tp, waiting.partition); });
@@ -180,11 +180,16 @@ void PartitionFlow::revoke(kafka::RebalanceKind kind, const std::vector<kafka::T
   });
   for (const auto& tp : parts) drop_held(gate_.drop_partition({tp.topic, tp.partition}));
   handlers_.revoked(parts);
+}
+
+void PartitionFlow::revoke(kafka::RebalanceKind kind, const std::vector<kafka::TopicPartition>& parts) {
+  let_go(parts);
   std::vector<kafka::TopicPartition> commits;
   for (const auto& tp : parts) {
     auto position = offsets_.revoke({tp.topic, tp.partition});
     commits_in_flight_.erase({tp.topic, tp.partition});
-    if (position && kind == kafka::RebalanceKind::kRevoked)
+    // In exactly-once mode offsets are committed only with the outputs, in a transaction.
+    if (position && kind == kafka::RebalanceKind::kRevoked && !config_.exactly_once)
       commits.push_back({tp.topic, tp.partition, position->offset});
     metrics_.forget_lag(tp.topic, tp.partition);
     std::erase_if(assignment_, [&](const kafka::TopicPartition& a) {
@@ -195,6 +200,7 @@ void PartitionFlow::revoke(kafka::RebalanceKind kind, const std::vector<kafka::T
 }
 
 void PartitionFlow::commit(kafka::CommitMode mode) {
+  if (config_.exactly_once) return;
   const bool sync = mode == kafka::CommitMode::kSync;
   std::vector<kafka::TopicPartition> commits;
   std::vector<policy::CommitPosition> positions;
@@ -216,6 +222,40 @@ void PartitionFlow::commit(kafka::CommitMode mode) {
   }
   for (const auto& position : positions) commits_in_flight_[position.partition] = position;
   consumer_->commit(commits, mode);
+}
+
+std::vector<policy::CommitPosition> PartitionFlow::advanced() const {
+  std::vector<policy::CommitPosition> out;
+  for (const auto& c : offsets_.committable()) {
+    const bool assigned = std::any_of(assignment_.begin(), assignment_.end(),
+                                      [&](const auto& tp) { return same_partition(tp, c.partition); });
+    if (assigned) out.push_back(c);
+  }
+  return out;
+}
+
+void PartitionFlow::mark_committed(const std::vector<policy::CommitPosition>& positions) {
+  for (const auto& position : positions) offsets_.mark_committed(position);
+}
+
+void PartitionFlow::rewind(const std::vector<policy::CommitPosition>& to) {
+  std::vector<kafka::TopicPartition> parts;
+  for (const auto& position : to) {
+    if (offsets_.generation(position.partition) != position.generation) continue;  // revoked since
+    parts.push_back({position.partition.topic, position.partition.partition, position.offset});
+  }
+  if (parts.empty()) return;
+  let_go(parts);
+  for (const auto& tp : parts) {
+    (void)offsets_.revoke({tp.topic, tp.partition});
+    offsets_.assign({tp.topic, tp.partition}, tp.offset);
+  }
+  consumer_->seek(parts);
+  handlers_.changed();
+}
+
+kafka::GroupMetadataPtr PartitionFlow::group_metadata() const {
+  return kafka::group_metadata(*consumer_);
 }
 
 void PartitionFlow::on_commit(rd_kafka_resp_err_t err, const std::vector<kafka::TopicPartition>& offsets) {

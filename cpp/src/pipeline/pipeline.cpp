@@ -1,6 +1,9 @@
 #include "kafka_llm/pipeline/pipeline.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -27,6 +30,8 @@
 #include "kafka_llm/pipeline/provider_dispatch.hpp"
 #include "kafka_llm/pipeline/request_fsm.hpp"
 #include "kafka_llm/pipeline/result_store.hpp"
+#include "kafka_llm/pipeline/transaction_ledger.hpp"
+#include "kafka_llm/pipeline/transaction_runner.hpp"
 #include "kafka_llm/policy/cancel_registry.hpp"
 #include "kafka_llm/policy/retry_policy.hpp"
 #include "kafka_llm/policy/split_mix64.hpp"
@@ -39,6 +44,28 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 constexpr std::chrono::milliseconds kHousekeepingInterval{50};
+/// How long a revoke waits for the transaction under way, so that no output of a revoked partition
+/// becomes visible after its next owner started on it.
+constexpr std::chrono::seconds kRevokeWaitsForTransaction{30};
+
+/// `kafka-llm-<group>-<host>-<pid>-<random>`: unique per worker process. Zombies are fenced by the
+/// group's generation on every transaction's offsets (KIP-447), so the id need not be stable.
+std::string transactional_id_prefix(const std::vector<StreamConfig>& streams) {
+  std::string group;
+  for (const auto& s : streams) {
+    if (s.exactly_once) {
+      group = s.group;
+      break;
+    }
+  }
+  std::array<char, 256> host{};
+  if (gethostname(host.data(), host.size() - 1) != 0) host[0] = '\0';
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::random_device rd;
+  std::string suffix(6, '0');
+  for (auto& c : suffix) c = kHex[rd() % 16];
+  return "kafka-llm-" + group + "-" + host.data() + "-" + std::to_string(getpid()) + "-" + suffix;
+}
 }  // namespace
 
 /// One consumed record: its request's state machine and the handles the I/O layer keeps for it.
@@ -55,6 +82,7 @@ struct Job {
   ProviderDispatch::Ticket admission;
   http::Client::RequestId http_id = 0;
   std::unique_ptr<asio::steady_timer> timer;
+  std::vector<Output> bundle;  ///< exactly-once mode: the outputs, committed with the offset
 };
 
 class Pipeline::Impl {
@@ -90,6 +118,10 @@ class Pipeline::Impl {
   /// Publishes the lags the probe learnt, for the partitions still owned.
   void lags_learnt(const std::vector<PartitionLag>& lags);
   void commit_finished(kafka::CommitMode mode);
+  /// Exactly-once mode: hands the released outputs and their offsets to the transaction runner
+  /// when it is idle. Returns whether anything is left to commit.
+  bool commit_transactions();
+  void transaction_done(TransactionBatch& batch, TransactionResult result, const std::string& message);
   void schedule_housekeeping();
   void housekeeping();
   void drain_then(std::function<void()> done);
@@ -127,7 +159,10 @@ class Pipeline::Impl {
   std::unique_ptr<OutputSink> sink_;
   std::unique_ptr<ProviderDispatch> dispatch_;
   std::vector<std::unique_ptr<Stream>> streams_;
-  std::unique_ptr<LagProbe> lag_probe_;  ///< from start() until the io thread has stopped
+  std::unique_ptr<LagProbe> lag_probe_;              ///< from start() until the io thread has stopped
+  std::unique_ptr<TransactionRunner> transactions_;  ///< exactly-once streams only; from start() to stop()
+  mutable std::mutex transactions_mutex_;            ///< guards transactions_'s creation and reset
+  TransactionLedger ledger_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Job>> jobs_;
   std::vector<Actions> spare_actions_;  ///< emptied action lists, reused (events can nest)
   asio::steady_timer housekeeping_;
@@ -213,6 +248,19 @@ void Pipeline::Impl::start() {
     // before its first request is taken up.
     streams_[i]->cancel_feed->catch_up(std::chrono::seconds(10));
   }
+  if (std::any_of(streams_.begin(), streams_.end(),
+                  [](const auto& s) { return s->env.stream.exactly_once; })) {
+    std::lock_guard transactions_lock(transactions_mutex_);
+    transactions_ = std::make_unique<TransactionRunner>(
+        config_.kafka,
+        config_.transactional_id.empty() ? transactional_id_prefix(config_.streams)
+                                         : config_.transactional_id,
+        std::chrono::seconds(30),
+        [this](TransactionBatch batch, TransactionResult result, std::string message) {
+          asio::post(io_, [this, batch = std::make_shared<TransactionBatch>(std::move(batch)), result,
+                           message = std::move(message)] { transaction_done(*batch, result, message); });
+        });
+  }
   dispatch_->start();
   lag_probe_ = std::make_unique<LagProbe>(config_.kafka, config_.lag_interval, [this](auto lags) {
     asio::post(io_, [this, lags = std::move(lags)] { lags_learnt(lags); });
@@ -249,7 +297,11 @@ void Pipeline::Impl::drain_then(std::function<void()> done) {
   auto poll_drain = std::make_shared<std::function<void()>>();
   auto timer = std::make_shared<asio::steady_timer>(io_);
   *poll_drain = [this, deadline, weak = std::weak_ptr(poll_drain), timer, done = std::move(done)] {
-    if (jobs_.empty() || SteadyClock::now() >= deadline) {
+    // Exactly-once streams: what finished is committed in a last transaction before the stop.
+    const bool transactions_pending = commit_transactions();
+    if ((jobs_.empty() && !transactions_pending) || SteadyClock::now() >= deadline) {
+      if (transactions_ && !transactions_->wait_idle(std::chrono::seconds(30)))
+        log(LogLevel::kError, "the last transaction did not end within 30 s");
       // Delivery reports served by the flush finish their records; then commit all of it.
       producer_->flush(5000);
       commit_finished(kafka::CommitMode::kSync);
@@ -290,6 +342,10 @@ void Pipeline::Impl::stop() {
   io_.stop();
   if (io_thread_.joinable()) io_thread_.join();
   lag_probe_.reset();  // what it still posts is never run
+  {
+    std::lock_guard transactions_lock(transactions_mutex_);
+    transactions_.reset();
+  }
   for (auto& stream : streams_) stream->cancel_feed.reset();
   dispatch_->stop();
   // A stopped pipeline keeps no connections open.
@@ -306,6 +362,9 @@ void Pipeline::Impl::stop() {
 nlohmann::json Pipeline::Impl::stats() const {
   auto out = metrics_.snapshot();
   out["running"] = running_.load();
+  std::lock_guard lock(transactions_mutex_);  // stop() destroys the runner
+  out["transactional_id"] =
+      transactions_ ? nlohmann::json(transactions_->transactional_id()) : nlohmann::json();
   return out;
 }
 
@@ -360,6 +419,13 @@ PartitionFlow::Handlers Pipeline::Impl::flow_handlers(std::size_t index) {
   };
   handlers.drop = [this](std::uint64_t id) { jobs_.erase(id); };
   handlers.revoked = [this, index](const std::vector<kafka::TopicPartition>& parts) {
+    if (streams_[index]->env.stream.exactly_once) {
+      // A transaction under way may hold outputs of these partitions: it ends (committed with their
+      // offsets, or aborted) before they go; what is not released yet is dropped.
+      if (transactions_ && !transactions_->wait_idle(kRevokeWaitsForTransaction))
+        log(LogLevel::kError, "a transaction did not end before a revoke; outputs may be duplicated");
+      for (const auto& tp : parts) ledger_.drop({tp.topic, tp.partition});
+    }
     std::vector<std::uint64_t> started;
     for (const auto& [id, job] : jobs_) {
       const auto& partition = job->ticket.partition;
@@ -409,9 +475,52 @@ void Pipeline::Impl::lags_learnt(const std::vector<PartitionLag>& lags) {
   }
 }
 
+bool Pipeline::Impl::commit_transactions() {
+  if (!transactions_) return false;
+  if (transactions_->busy()) return true;
+  TransactionBatch batch;
+  for (std::size_t i = 0; i < streams_.size(); ++i) {
+    auto& stream = *streams_[i];
+    if (!stream.env.stream.exactly_once || !stream.flow) continue;
+    auto positions = stream.flow->advanced();
+    if (positions.empty()) continue;
+    TransactionBatch::Group group;
+    group.stream = i;
+    for (const auto& position : positions) {
+      auto taken = ledger_.take(position);
+      batch.records += taken.records;
+      if (taken.first_offset >= 0)
+        group.rewind_to.push_back({position.partition, position.generation, taken.first_offset});
+      for (auto& output : taken.outputs) batch.outputs.push_back(std::move(output));
+    }
+    group.positions = std::move(positions);
+    group.metadata = stream.flow->group_metadata();
+    batch.groups.push_back(std::move(group));
+  }
+  if (batch.groups.empty()) return false;
+  transactions_->submit(std::move(batch));
+  return true;
+}
+
+void Pipeline::Impl::transaction_done(TransactionBatch& batch, TransactionResult result,
+                                      const std::string& message) {
+  metrics_.transaction(to_string(result), batch.records);
+  if (result == TransactionResult::kCommitted) {
+    for (const auto& group : batch.groups) streams_[group.stream]->flow->mark_committed(group.positions);
+    return;
+  }
+  // Neither the outputs nor the offsets are in: the partitions consume again from their committed
+  // offsets, and the records' stored results are published again (no provider call).
+  log(LogLevel::kWarning, "transaction " + std::string(to_string(result)) + " (" +
+                              std::to_string(batch.records) +
+                              " records go back to their committed offsets): " + message);
+  for (const auto& group : batch.groups) streams_[group.stream]->flow->rewind(group.rewind_to);
+}
+
 void Pipeline::Impl::commit_finished(kafka::CommitMode mode) {
   last_commit_ = SteadyClock::now();
   for (auto& stream : streams_) stream->flow->commit(mode);
+  commit_transactions();
 }
 
 void Pipeline::Impl::schedule_housekeeping() {
@@ -540,9 +649,21 @@ void Pipeline::Impl::carry_out(Job& job, Action& action) {
         } else if constexpr (std::is_same_v<A, action::StoreResult>) {
           store_->store_unless_done(*a.record, on_store);
         } else if constexpr (std::is_same_v<A, action::Produce>) {
-          sink_->send(id, std::move(a.output));
+          if (streams_[job.stream]->env.stream.exactly_once) {
+            // Kept for the transaction that commits the record's offset: handed over is delivered.
+            job.bundle.push_back(std::move(a.output));
+            asio::post(io_, [this, id] {
+              deliver(id, [](RequestMachine& m, Actions& out) { m.on_delivered(out); });
+            });
+          } else {
+            sink_->send(id, std::move(a.output));
+          }
         } else if constexpr (std::is_same_v<A, action::Finish>) {
-          streams_[job.stream]->flow->finish(job.ticket);
+          const auto finished = streams_[job.stream]->flow->finish(job.ticket);
+          if (streams_[job.stream]->env.stream.exactly_once && finished == policy::FinishResult::kFinished) {
+            ledger_.add(job.ticket.partition, job.ticket.generation, job.ticket.offset,
+                        std::move(job.bundle));
+          }
           release(job);
         } else if constexpr (std::is_same_v<A, action::Abandon>) {
           release(job);

@@ -374,7 +374,12 @@ void parse_streams(const Section& messaging, const Environment& env, const std::
   if (const json* list = messaging.find("streams")) {
     if (!list->is_array()) throw ConfigError(messaging.key("streams"), "must be a list");
     for (std::size_t i = 0; i < list->size(); ++i) {
-      config.streams.push_back(parse_stream(messaging.item("streams", *list, i), base_dir));
+      const Section item = messaging.item("streams", *list, i);
+      config.streams.push_back(parse_stream(item, base_dir));
+      // A stream's own `exactlyOnce` wins over the worker's.
+      config.streams.back().exactly_once =
+          item.find("exactlyOnce") != nullptr ? item.boolean("exactlyOnce") : config.exactly_once;
+      if (config.streams.back().exactly_once) config.streams.back().features["exactlyOnce"] = true;
     }
   }
   if (config.streams.empty()) {
@@ -568,6 +573,8 @@ PipelineConfig parse_document(const json& document, const ConfigSource& source) 
   PipelineConfig config;
   const Section top(&document, "", "");
   const Section messaging = top.child("messaging");
+  config.exactly_once = top.boolean("exactlyOnce");
+  config.transactional_id = top.string("transactionalId");
   parse_streams(messaging, source.env, base_directory(source.file), config);
   parse_kafka(top.find("kafka"), source.env, config);
   parse_redis(top.child("redis"), source.env, config);
@@ -669,6 +676,8 @@ json PipelineConfig::view() const {
   out["commit_interval_ms"] = commit_interval.count();
   out["drain_timeout_ms"] = drain_timeout.count();
   out["lag_interval_ms"] = lag_interval.count();
+  out["exactly_once"] = exactly_once;
+  out["transactional_id"] = transactional_id;
   return out;
 }
 

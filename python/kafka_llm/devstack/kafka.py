@@ -205,6 +205,9 @@ class KafkaPart(Part):
             "offsets.topic.num.partitions": str(OFFSETS_TOPIC_PARTITIONS),
             "transaction.state.log.replication.factor": "1",
             "transaction.state.log.min.isr": "1",
+            # A killed worker's open transaction is aborted within a second of its timeout, so
+            # read_committed readers are held back no longer than transaction.timeout.ms.
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
             "group.initial.rebalance.delay.ms": "0",
             # A broker restarted after kill -9 cannot register until the old registration's
             # session expires (default 9 s); heartbeats stay frequent enough not to be fenced.

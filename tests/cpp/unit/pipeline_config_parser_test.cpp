@@ -53,9 +53,11 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadCase{R"({"retry": {"maxAtempts": 3}})",
                 "retry.maxAtempts: unknown key; did you mean maxAttempts?"},
-        BadCase{R"({"exactly_once": true})",
-                "exactly_once: unknown key (known: messaging, kafka, redis, providers, retry, circuit, "
-                "defaultProvider, modelVersion, maxRequestBytes, commitInterval, drainTimeout, lagInterval)"},
+        BadCase{R"({"exactly_once": true})", "exactly_once: unknown key; did you mean exactlyOnce?"},
+        BadCase{R"({"workers": 3})",
+                "workers: unknown key (known: messaging, kafka, redis, providers, retry, circuit, "
+                "defaultProvider, modelVersion, maxRequestBytes, commitInterval, drainTimeout, exactlyOnce, "
+                "lagInterval)"},
         BadCase{R"({"providers": [{"name": "mock", "baseUrl": "http://x"}]})",
                 "providers[0].baseUrl: unknown key; did you mean baseURL?"},
         BadCase{

@@ -59,6 +59,9 @@ class Consumer {
   /// error events are logged (a warning; a partition end at debug level) and skipped; a fatal one
   /// throws KafkaError.
   std::vector<Message> consume(std::size_t max_records, int timeout_ms);
+  /// Moves the given partitions to their offsets (asynchronously; records already fetched past them
+  /// are discarded). Throws KafkaError when librdkafka refuses at once.
+  void seek(const std::vector<TopicPartition>& partitions);
   void pause(const std::vector<TopicPartition>& partitions);
   void resume(const std::vector<TopicPartition>& partitions);
   /// Commits the given offsets (the next offset to consume, per partition).

@@ -29,6 +29,8 @@ class PipelineMetrics {
   /// A cancel record was acted on; `result` is skipped, aborted, too_late, remembered or invalid
   /// (docs/operations.md, "Metrics").
   void cancel(std::string_view result);
+  /// An exactly-once transaction ended; `result` is committed, aborted or fenced.
+  void transaction(std::string_view result, std::size_t records);
   void tokens(const std::string& provider, const std::string& model, std::int64_t prompt,
               std::int64_t completion);
   void rate_limited();
@@ -63,6 +65,8 @@ class PipelineMetrics {
   std::map<std::string, std::uint64_t> retries_;
   std::map<std::string, std::uint64_t> dlq_;
   std::map<std::string, std::uint64_t, std::less<>> cancels_;
+  std::map<std::string, std::uint64_t, std::less<>> transactions_;
+  std::uint64_t transaction_records_ = 0;
   std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> tokens_;
   std::map<std::pair<std::string, std::int32_t>, std::int64_t> lag_;
   std::map<std::pair<std::string, std::string>, std::uint64_t> redactions_;

@@ -12,6 +12,7 @@
 
 #include "kafka_llm/kafka/consumer.hpp"
 #include "kafka_llm/kafka/queue_watcher.hpp"
+#include "kafka_llm/kafka/transactional_producer.hpp"
 #include "kafka_llm/metrics/pipeline_metrics.hpp"
 #include "kafka_llm/pipeline/flow_control.hpp"
 #include "kafka_llm/pipeline/pipeline_config.hpp"
@@ -60,12 +61,23 @@ class PartitionFlow {
   /// Stop: pauses every partition and drops the backlog.
   void stop_taking();
   /// Commits the committable positions (asynchronously: skipping those already on their way).
+  /// Nothing in exactly-once mode: offsets go with the transactions.
   void commit(kafka::CommitMode mode);
+  /// Exactly-once mode: the assigned partitions whose position advanced since its last commit.
+  std::vector<policy::CommitPosition> advanced() const;
+  /// Exactly-once mode: `positions` were committed in a transaction.
+  void mark_committed(const std::vector<policy::CommitPosition>& positions);
+  /// Exactly-once mode, after an aborted transaction: each partition still in the same assignment
+  /// goes back to `to`'s offset (its started jobs are told as on a revoke, its backlog dropped, a new
+  /// generation begun) and consumes again from there.
+  void rewind(const std::vector<policy::CommitPosition>& to);
+  /// The consumer's group metadata now, for a transaction's offsets.
+  kafka::GroupMetadataPtr group_metadata() const;
   /// Leaves the group (serving the final revoke) and releases the consumer.
   void close();
   void release_consumer();
   /// Finishes a job's offset; stale tickets (after a revoke) are ignored.
-  void finish(const policy::OffsetTicket& ticket) { offsets_.finish(ticket); }
+  policy::FinishResult finish(const policy::OffsetTicket& ticket) { return offsets_.finish(ticket); }
 
   const StreamConfig& config() const noexcept { return config_; }
   const std::vector<kafka::TopicPartition>& assignment() const noexcept { return assignment_; }
@@ -77,6 +89,8 @@ class PartitionFlow {
  private:
   void on_rebalance(kafka::RebalanceKind kind, const std::vector<kafka::TopicPartition>& parts);
   void revoke(kafka::RebalanceKind kind, const std::vector<kafka::TopicPartition>& parts);
+  /// Drops the backlog and held records of `parts` and tells their started jobs (revoke and rewind).
+  void let_go(const std::vector<kafka::TopicPartition>& parts);
   void on_commit(rd_kafka_resp_err_t err, const std::vector<kafka::TopicPartition>& offsets);
   void on_record(kafka::Message&& message);
   /// A record free to run: started when the window has a slot, else queued (at the front: `first`).

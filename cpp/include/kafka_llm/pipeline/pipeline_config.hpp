@@ -41,6 +41,9 @@ struct StreamConfig {
   std::string responses_topic;
   std::string dlq_topic;
   std::size_t max_handlers = 5000;
+  /// `exactlyOnce`: outputs and consumed offsets committed together in transactions
+  /// (docs/guarantees.md, "Exactly-once").
+  bool exactly_once = false;
   /// `cancelURL`: the control topic whose records (keyed by request id) cancel requests; empty when
   /// the stream has none (docs/guarantees.md, "Cancellation").
   std::string cancel_topic;
@@ -117,7 +120,11 @@ struct PipelineConfig {
   std::string model_version;  ///< header `model_version` on outputs; default: the provider's model name
   Millis commit_interval{200};
   Millis drain_timeout{10'000};
-  /// `messaging.lagInterval`: how often the consumer lag is asked of the brokers.
+  /// `exactlyOnce`: the default of every stream's `exactlyOnce`.
+  bool exactly_once = false;
+  /// `transactionalId`: the exactly-once producer's transactional.id prefix; empty: one made per process.
+  std::string transactional_id;
+  /// `lagInterval`: how often the consumer lag is asked of the brokers.
   Millis lag_interval{5'000};
 
   /// Parses and checks the configuration document as the user wrote it (YAML loaded into JSON:
