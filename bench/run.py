@@ -1,6 +1,6 @@
 """Runs the benchmarks of bench/README.md on a private local stack and writes the results.
 
-    python bench/run.py [--quick] [--repeats N] [--scenarios 1,2,3,4,5] [--out bench/results]
+    python bench/run.py [--quick] [--repeats N] [--scenarios 1,2,3,4,5,6] [--out bench/results]
 
 Starts its own stack (Kafka in KRaft mode, Redis, the native mock provider) in a fresh state
 directory, runs each scenario with the native worker and the Python asyncio peer side by side
@@ -36,6 +36,7 @@ SCENARIOS = {
     "3": ("latency", scenarios.scenario_latency),
     "4": ("storm", scenarios.scenario_storm),
     "5": ("service", scenarios.scenario_service),
+    "6": ("exactly_once", scenarios.scenario_exactly_once),
 }
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,7 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a few hundred requests per scenario: checks the harness end to end, figures mean nothing",
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; medians are reported")
-    parser.add_argument("--scenarios", default="1,2,3,4,5", help="comma-separated scenario numbers (1-5)")
+    parser.add_argument("--scenarios", default="1,2,3,4,5,6", help="comma-separated scenario numbers (1-6)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"), help="where results are written")
     parser.add_argument("--partitions", type=int, default=3, help="partitions of each request topic")
     parser.add_argument("--s1-handlers", type=int, help="maxHandlers and wrk connections of scenario 1")
@@ -80,7 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in SCENARIOS]
     if unknown or not chosen:
-        parser.error(f"unknown scenario(s) {unknown}; choose from 1-5")
+        parser.error(f"unknown scenario(s) {unknown}; choose from 1-6")
     if args.smoke and args.quick:
         parser.error("--smoke and --quick are exclusive")
     if args.repeats < 1:

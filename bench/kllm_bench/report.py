@@ -263,6 +263,40 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         )
     elif _get(sc, "service", "error"):
         out.append(("5 HTTP service", "POST /process", "failed: see the JSON", "", "", "not measured"))
+    if s6 := _get(sc, "exactly_once", "median"):
+        default, eos = s6.get("default", {}), s6.get("exactly_once", {})
+        d_e2e, e_e2e = default.get("end_to_end", {}), eos.get("end_to_end", {})
+        out.append(
+            (
+                "6 exactly-once",
+                "requests/s: exactly-once / default mode (the peer column: default)",
+                f"{_f(eos.get('requests_per_s'))} "
+                f"({_f(s6.get('throughput_eos_vs_default'), '{:.2f}', chr(215))})",
+                _f(default.get("requests_per_s")),
+                "",
+                "",
+            )
+        )
+        out.append(
+            (
+                "6 exactly-once",
+                "CPU per request: exactly-once / default mode",
+                _f(eos.get("cpu_us_per_request"), unit=" µs"),
+                _f(default.get("cpu_us_per_request"), unit=" µs"),
+                "",
+                "",
+            )
+        )
+        out.append(
+            (
+                "6 exactly-once",
+                "send to committed response p50 / p99: exactly-once / default mode",
+                f"{_f(e_e2e.get('p50_ms'), '{:.0f}')} / {_f(e_e2e.get('p99_ms'), '{:.0f}')} ms",
+                f"{_f(d_e2e.get('p50_ms'), '{:.0f}')} / {_f(d_e2e.get('p99_ms'), '{:.0f}')} ms",
+                "",
+                "",
+            )
+        )
     return out
 
 

@@ -66,6 +66,9 @@ class Sizes:
     s4_handlers: int = 5_000
     s4_fault: float = 0.3
     s4_retry_after: float = 1.0
+    s6_requests: int = 10_000
+    s6_handlers: int = 1_000
+    s6_latency_ms: float = 20.0
     loopback_seconds: int = 5
 
     @classmethod
@@ -84,13 +87,20 @@ class Sizes:
             s4_requests=200,
             s4_handlers=100,
             s4_fault=0.1,
+            s6_requests=300,
+            s6_handlers=100,
             loopback_seconds=1,
         )
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(
-            s1_requests=4_000, s2_requests=10_000, s3_seconds=3.0, s4_requests=2_000, loopback_seconds=3
+            s1_requests=4_000,
+            s2_requests=10_000,
+            s3_seconds=3.0,
+            s4_requests=2_000,
+            s6_requests=3_000,
+            loopback_seconds=3,
         )
 
 
@@ -190,6 +200,7 @@ def run_load(
     poll_stats: bool = False,
     linger_ms: int = 5,
     grace: float | None = None,
+    exactly_once: bool = False,
 ) -> Run:
     """Starts a worker on fresh topics, waits until it owns every partition, produces ``n``
     requests (a burst, or paced at ``rate``), and waits until every response is out (or
@@ -208,6 +219,7 @@ def run_load(
         max_handlers=max_handlers,
         max_attempts=max_attempts,
         kafka_extra=ctx.kafka_extra if kind == "core" else None,
+        exactly_once=exactly_once,
     )
     worker = WorkerProcess(kind, config, ctx.workdir, name, pythonpath=ctx.pythonpath)
     load_before = load_average()
@@ -795,6 +807,76 @@ def scenario_service(ctx: Context, repeats: int) -> dict[str, Any]:
             "auth": False,
             "worker_consuming": False,
             "prompts": "unique (no cache hits)",
+        },
+        "repeats": per_repeat,
+        "median": medians(per_repeat),
+    }
+
+
+# --- scenario 6: the cost of exactly-once mode
+
+
+def scenario_exactly_once(ctx: Context, repeats: int) -> dict[str, Any]:
+    """The native worker alone, its default mode and exactly-once mode side by side on the same load:
+    throughput, CPU per request and end-to-end latency (send to the response a read_committed
+    reader sees)."""
+    sz = ctx.sizes
+    ctx.progress(
+        f"scenario 6: exactly-once cost, mock latency {sz.s6_latency_ms:g} ms, {sz.s6_requests} requests, "
+        f"maxHandlers {sz.s6_handlers}"
+    )
+    per_repeat = []
+    for rep in range(repeats):
+        row: dict[str, Any] = {}
+        for mode in ("default", "exactly_once"):
+            mock_configure(ctx, latency_ms=sz.s6_latency_ms)
+            run = run_load(
+                ctx,
+                "s6eos" if mode == "exactly_once" else "s6",
+                "core",
+                n=sz.s6_requests,
+                max_handlers=sz.s6_handlers,
+                timeout=600,
+                exactly_once=mode == "exactly_once",
+            )
+            sent, final_at = run.sent.t0, run.observed.final_at
+            end_to_end = [final_at[r] - sent[r] for r in final_at if r in sent]
+            transactions = run.final_stats.get("transactions", {})
+            # Over the whole run, first send to last response: exactly-once responses arrive in
+            # bursts (one per transaction), which a 5%..95% window would cut arbitrarily.
+            times = [s[0] for s in run.observed.samples]
+            cpus = [s[2] for s in run.observed.samples]
+            last = max(run.finish_times) if run.finish_times else run.sent.started
+            cpu = interpolate(times, cpus, last) - interpolate(times, cpus, run.sent.started)
+            finished = len(run.finish_times)
+            row[mode] = {
+                "requests_per_s": finished / (last - run.sent.started) if last > run.sent.started else None,
+                "cpu_us_per_request": cpu / finished * 1e6 if finished else None,
+                "finished": finished,
+                "ok": sum(1 for s in run.observed.status.values() if s == 200),
+                "complete": run.complete,
+                "end_to_end": ms_percentiles(end_to_end),
+                "transactions": sum(transactions.values()) if isinstance(transactions, dict) else 0,
+            }
+        eos, default = row["exactly_once"], row["default"]
+        row["throughput_eos_vs_default"] = ratio(eos["requests_per_s"], default["requests_per_s"])
+        row["cpu_eos_vs_default"] = ratio(eos["cpu_us_per_request"], default["cpu_us_per_request"])
+        for mode, figures in (("default", default), ("exactly-once", eos)):
+            ctx.progress(
+                f"  repeat {rep + 1}, {mode}: {figures['requests_per_s'] or 0:.0f}/s, "
+                f"{figures['cpu_us_per_request'] or 0:.0f} us CPU/req, "
+                f"p50/p99 {figures['end_to_end']['p50_ms'] or 0:.0f}/"
+                f"{figures['end_to_end']['p99_ms'] or 0:.0f} ms, "
+                f"{figures['transactions']} transactions"
+            )
+        per_repeat.append(row)
+    return {
+        "settings": {
+            "requests": sz.s6_requests,
+            "max_handlers": sz.s6_handlers,
+            "mock_latency_ms": sz.s6_latency_ms,
+            "commit_interval_ms": 200,
+            "window": "first send to last response",
         },
         "repeats": per_repeat,
         "median": medians(per_repeat),

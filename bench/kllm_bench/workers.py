@@ -67,8 +67,11 @@ def worker_config(
     max_handlers: int,
     max_attempts: int = 6,
     kafka_extra: dict[str, str] | None = None,
+    exactly_once: bool = False,
 ) -> dict[str, Any]:
-    """The YAML both workers read (the peer understands the subset used here)."""
+    """The YAML both workers read (the peer understands the subset used here; ``exactly_once`` is
+    for the native worker only)."""
+    extra: dict[str, Any] = {"exactlyOnce": True} if exactly_once else {}
     return {
         "messaging": {
             "errorMaxBackoff": "30s",
@@ -91,6 +94,7 @@ def worker_config(
             "requestTimeout": "120s",
         },
         "commitInterval": "200ms",
+        **extra,
     }
 
 

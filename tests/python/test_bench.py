@@ -103,7 +103,7 @@ def test_smoke_run_of_every_scenario(tmp_path: Path) -> None:
     results = json.loads(next(tmp_path.glob("*-smoke.json")).read_text())
     assert results["smoke"] is True and results["repeats"] == 1
     sc = results["scenarios"]
-    assert set(sc) == {"overhead", "concurrency", "latency", "storm", "service"}
+    assert set(sc) == {"overhead", "concurrency", "latency", "storm", "service", "exactly_once"}
     for key in ("overhead", "concurrency", "storm"):
         for side in ("core", "peer"):
             run = sc[key]["median"][side]
@@ -115,6 +115,10 @@ def test_smoke_run_of_every_scenario(tmp_path: Path) -> None:
     assert storm["core"]["ok"] == results["sizes"]["s4_requests"] and storm["core"]["dlq"] == 0
     assert storm["core"]["retries"] > 0 and storm["core"]["rebalances"] == 0
     assert sc["service"]["median"]["requests_per_s"] > 0
+    eos = sc["exactly_once"]["median"]
+    assert eos["default"]["complete"] and eos["exactly_once"]["complete"]
+    assert eos["exactly_once"]["ok"] == results["sizes"]["s6_requests"]
+    assert eos["exactly_once"]["transactions"] > 0 and eos["default"]["transactions"] == 0
     md = (tmp_path / "LATEST.md").read_text()
     assert "| 1 overhead | kafka-llm / peer throughput |" in md
     assert (tmp_path / f"{results['date']}-smoke.png").stat().st_size > 0

@@ -12,12 +12,11 @@ TxnOutcome outcome_of(rd_kafka_error_t* raw) {
   out.message = rd_kafka_error_string(error.get());
   if (rd_kafka_error_is_fatal(error.get())) {
     out.kind = TxnOutcome::Kind::kFatal;
-  } else if (rd_kafka_error_txn_requires_abort(error.get())) {
-    out.kind = TxnOutcome::Kind::kAbortable;
-  } else if (rd_kafka_error_is_retriable(error.get())) {
+  } else if (rd_kafka_error_is_retriable(error.get()) && !rd_kafka_error_txn_requires_abort(error.get())) {
     out.kind = TxnOutcome::Kind::kRetriable;
   } else {
-    // Neither retriable nor abortable (e.g. a call out of state): the transaction cannot be trusted.
+    // Requires an abort, or is neither retriable nor abortable (a call out of state): either way
+    // the transaction cannot be trusted.
     out.kind = TxnOutcome::Kind::kAbortable;
   }
   return out;

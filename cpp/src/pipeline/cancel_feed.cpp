@@ -37,6 +37,7 @@ CancelFeed::CancelFeed(boost::asio::io_context& io, const kafka::Properties& pro
                            std::chrono::system_clock::now().time_since_epoch() - retention)
                            .count();
     std::vector<kafka::TopicPartition> query;
+    query.reserve(static_cast<std::size_t>(partitions));
     for (int p = 0; p < partitions; ++p) query.push_back({topic, p, since});
     // The first record at or after `since`, else the partition's end: a concrete offset, never the
     // logical end, which librdkafka resolves only once it knows the leader, after records produced
@@ -109,7 +110,7 @@ void CancelFeed::hand_over(const kafka::Message& message) {
                 std::to_string(message.partition()) + "@" + std::to_string(message.offset()) + ")");
     return;
   }
-  on_cancel_(std::move(std::get<format::CancelRecord>(parsed)), message.timestamp_ms());
+  on_cancel_(std::get<format::CancelRecord>(parsed), message.timestamp_ms());
 }
 
 void CancelFeed::close() {

@@ -239,7 +239,7 @@ void Pipeline::Impl::start() {
     streams_[i]->cancel_feed = std::make_unique<CancelFeed>(
         io_, config_.kafka, stream.cancel_topic, stream.cancel_retention,
         "messaging.streams[" + std::to_string(i) + "].cancelURL",
-        [this, i](format::CancelRecord record, std::int64_t at_ms) { cancel(i, record, at_ms); },
+        [this, i](const format::CancelRecord& record, std::int64_t at_ms) { cancel(i, record, at_ms); },
         [this](const std::string& why) {
           metrics_.cancel("invalid");
           log(LogLevel::kWarning, "cancel record ignored: " + why);

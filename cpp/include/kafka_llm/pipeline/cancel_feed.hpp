@@ -20,7 +20,7 @@ namespace kafka_llm::pipeline {
 /// when it cannot be read, to `on_invalid` with the reason.
 class CancelFeed {
  public:
-  using CancelHandler = std::function<void(format::CancelRecord record, std::int64_t at_ms)>;
+  using CancelHandler = std::function<void(const format::CancelRecord& record, std::int64_t at_ms)>;
   using InvalidHandler = std::function<void(const std::string& why)>;
 
   /// Blocking (a worker's start): looks up the topic's partitions and the offsets `retention` back.
