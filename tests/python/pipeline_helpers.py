@@ -6,7 +6,7 @@ import json
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -295,3 +295,12 @@ def committed_total(stack: StackInfo, topics: Topics, partitions: int) -> int:
         return sum(max(0, o) for _, _, o in offsets)
     finally:
         consumer.close()
+
+
+def report_rows(path: Any) -> Iterator[dict[str, dict[str, Any]]]:
+    """Body of a module-scoped ``report`` fixture: the rows the tests add, written as JSON to
+    ``path`` once the module is done (the tables of the issues' closing notes come from there)."""
+    rows: dict[str, dict[str, Any]] = {}
+    yield rows
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=2))

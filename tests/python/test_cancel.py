@@ -79,6 +79,9 @@ def test_queued_requests_are_skipped_in_flight_ones_aborted_and_finished_ones_st
         wait_for(lambda: mock_calls(stack, rid["slow"]) == 1, 30, "the slow call to be out")
         started = time.monotonic()
         _cancel(stack, cancel_topic, rid["queued"])  # waiting for the slot: never sent
+        # Read before "slow" is cancelled (the two may land on different partitions of the control
+        # topic): else the freed slot could start "queued" first.
+        wait_for(lambda: pipeline.stats()["cancels"].get("remembered", 0) == 1, 30, "the first cancel read")
         _cancel(stack, cancel_topic, rid["slow"], {"request_id": rid["slow"], "reason": "user asked"})
         _cancel(stack, cancel_topic, rid["done"])  # finished: stays done
         _cancel(stack, cancel_topic, f"{unique_name}-unknown")  # nobody has it: remembered, no stall

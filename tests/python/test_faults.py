@@ -29,6 +29,7 @@ from pipeline_helpers import (
     mock_admin,
     produce,
     redis_client,
+    report_rows,
     start_worker,
     stop_process,
     wait_for,
@@ -43,10 +44,7 @@ REPORT = Path(__file__).resolve().parents[2] / "build" / "fault-report.json"
 
 @pytest.fixture(scope="module")
 def report() -> Iterator[dict[str, dict[str, Any]]]:
-    rows: dict[str, dict[str, Any]] = {}
-    yield rows
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(json.dumps(rows, indent=2))
+    yield from report_rows(REPORT)
 
 
 def ledger(

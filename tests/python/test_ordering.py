@@ -59,7 +59,7 @@ def test_records_of_one_key_run_in_offset_order_and_a_retry_holds_back_only_its_
             # Later records are faster: run in parallel, a key's answers would come out reversed.
             mock: dict[str, Any] = {"latency_ms": (per_key - seq) * 40}
             if key == "k0" and seq == 0:
-                mock |= {"fault": "429", "fault_times": 2, "retry_after_ms": 1000}
+                mock |= {"fault": "429", "fault_times": 2, "retry_after_ms": 1500}
             request = envelope(
                 f"{key}-{seq}", request_id=f"{unique_name}-{key}/{seq}", body_extra={"mock": mock}
             )
@@ -88,7 +88,7 @@ def test_records_of_one_key_run_in_offset_order_and_a_retry_holds_back_only_its_
     free = {r.key.decode() for r in responses if b"free" in (r.key or b"")}
     assert free == {f"{unique_name}-free{i}" for i in range(3)}
 
-    # k0's first record waited twice for Retry-After (1 s each); the other keys did not wait for it.
+    # k0's first record waited twice for Retry-After (1.5 s each); the other keys did not wait for it.
     assert mock_calls(stack, f"{unique_name}-k0/0") == 3
     finished_at = {
         json.loads(r.value)["request_id"].removeprefix(f"{unique_name}-"): r.timestamp_ms for r in responses
