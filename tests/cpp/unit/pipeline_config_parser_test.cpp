@@ -57,6 +57,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{R"({"workers": 3})",
                 "workers: unknown key (known: messaging, kafka, redis, providers, retry, circuit, "
                 "defaultProvider, modelVersion, maxRequestBytes, commitInterval, drainTimeout, exactlyOnce, "
+                "transactionalId, "
                 "lagInterval)"},
         BadCase{R"({"providers": [{"name": "mock", "baseUrl": "http://x"}]})",
                 "providers[0].baseUrl: unknown key; did you mean baseURL?"},
