@@ -239,7 +239,8 @@ BAD: list[tuple[str, dict[str, Any], dict[str, str], str, str]] = [
         {},
         "workers",
         "unknown key (known: messaging, kafka, redis, providers, retry, circuit, defaultProvider, "
-        "modelVersion, maxRequestBytes, commitInterval, drainTimeout, exactlyOnce, transactionalId, lagInterval)",
+        "modelVersion, maxRequestBytes, commitInterval, drainTimeout, exactlyOnce, transactionalId, "
+        "lagInterval)",
     ),
     (
         "exactlyOnce not a boolean",
