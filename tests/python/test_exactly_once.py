@@ -127,11 +127,12 @@ def test_kill_9_mid_flight_then_restart_gives_a_read_committed_reader_each_answe
     config = write_worker_config(
         tmp_path / "worker.yaml", stack, topics, max_handlers=window, stream_extra={"exactlyOnce": True}
     )
-    ids = [f"{unique_name}-{i}" for i in range(1200)]
+    ids = [f"{unique_name}-{i}" for i in range(2000)]
     responses = Collector(stack, topics.responses)
     worker = start_worker(config)
     try:
-        produce(stack, topics.requests, _requests(ids, 100))
+        # 2,000 calls of 200 ms through a window of 200: at least 2 s of work, killed after 300.
+        produce(stack, topics.requests, _requests(ids, 200))
         responses.poll_until(lambda c: len(c.ids()) >= 300, 90, "300 committed answers before the crash")
         stop_process(worker, signal.SIGKILL)
         answered_before = len(responses.ids())
@@ -140,6 +141,7 @@ def test_kill_9_mid_flight_then_restart_gives_a_read_committed_reader_each_answe
     finally:
         assert stop_process(worker) == 0
     responses.close()
+    assert answered_before < len(ids), "the kill came after everything was answered"
     row = _row(stack, topics.responses, ids) | {"killed_after": answered_before, "window": window}
     report["kill -9 worker mid-flight, restart"] = row
     assert row["lost"] == 0, row

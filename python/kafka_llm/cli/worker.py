@@ -34,16 +34,18 @@ def register(sub: Subcommands) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-        pipeline = Pipeline(config)
-    except KafkaLlmError as e:
-        note("worker", str(e))
-        return 2
+    # First: a SIGTERM while the worker starts (it may block for seconds: joining the group, reading
+    # a control topic back, registering a transactional producer) stops it cleanly once started.
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    pipeline.start()
+    try:
+        config = load_config(args.config)
+        pipeline = Pipeline(config)
+        pipeline.start()
+    except KafkaLlmError as e:
+        note("worker", str(e))
+        return 2
     server = serve_metrics(pipeline, args.metrics_host, args.metrics_port) if args.metrics_port else None
     streams = ", ".join(f"{s.requests_topic} (group {s.group})" for s in config.streams)
     note("worker", f"consuming {streams}")
