@@ -6,6 +6,12 @@
 namespace kafka_llm::metrics {
 
 namespace {
+/// Counts one more `key` without building a string when the key is already there.
+void count_one(std::map<std::string, std::uint64_t, std::less<>>& counts, std::string_view key) {
+  auto it = counts.find(key);
+  if (it == counts.end()) it = counts.emplace(std::string(key), 0).first;
+  ++it->second;
+}
 
 nlohmann::json summary(const Histogram& h) {
   auto ms = [](std::uint64_t us) { return static_cast<double>(us) / 1000.0; };
@@ -76,16 +82,12 @@ void PipelineMetrics::retry(const std::string& reason) {
 
 void PipelineMetrics::cancel(std::string_view result) {
   std::lock_guard lock(mutex_);
-  auto it = cancels_.find(result);
-  if (it == cancels_.end()) it = cancels_.emplace(std::string(result), 0).first;
-  ++it->second;
+  count_one(cancels_, result);
 }
 
 void PipelineMetrics::transaction(std::string_view result, std::size_t records) {
   std::lock_guard lock(mutex_);
-  auto it = transactions_.find(result);
-  if (it == transactions_.end()) it = transactions_.emplace(std::string(result), 0).first;
-  ++it->second;
+  count_one(transactions_, result);
   if (result == "committed") transaction_records_ += records;
 }
 

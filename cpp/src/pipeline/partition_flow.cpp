@@ -204,12 +204,9 @@ void PartitionFlow::commit(kafka::CommitMode mode) {
   const bool sync = mode == kafka::CommitMode::kSync;
   std::vector<kafka::TopicPartition> commits;
   std::vector<policy::CommitPosition> positions;
-  for (const auto& c : offsets_.committable()) {
+  for (const auto& c : advanced()) {
     auto in_flight = commits_in_flight_.find(c.partition);
     if (!sync && in_flight != commits_in_flight_.end() && in_flight->second.offset == c.offset) continue;
-    const bool assigned = std::any_of(assignment_.begin(), assignment_.end(),
-                                      [&](const auto& tp) { return same_partition(tp, c.partition); });
-    if (!assigned) continue;
     commits.push_back({c.partition.topic, c.partition.partition, c.offset});
     positions.push_back(c);
   }
