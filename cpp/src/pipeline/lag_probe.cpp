@@ -4,7 +4,6 @@
 
 #include "kafka_llm/common/errors.hpp"
 #include "kafka_llm/common/log.hpp"
-#include "kafka_llm/kafka/admin.hpp"
 
 namespace kafka_llm::pipeline {
 
@@ -18,11 +17,9 @@ std::int64_t committed_lag(std::int64_t low, std::int64_t high, std::int64_t com
   return std::max<std::int64_t>(0, high - from);
 }
 
-LagProbe::LagProbe(const kafka::Properties& props, std::chrono::milliseconds interval, Report report)
+LagProbe::LagProbe(std::chrono::milliseconds interval, Report report)
     : interval_(interval), report_(std::move(report)) {
-  // Created here so that bad properties fail the caller, not the thread.
-  auto admin = std::make_shared<kafka::AdminClient>(props);
-  thread_ = std::thread([this, admin]() mutable {
+  thread_ = std::thread([this] {
     std::vector<PartitionLag> lags;
     bool failing = false;
     std::unique_lock lock(mutex_);
@@ -34,10 +31,11 @@ LagProbe::LagProbe(const kafka::Properties& props, std::chrono::milliseconds int
       lags.clear();
       try {
         for (const auto& target : targets) {
-          if (target.partitions.empty()) continue;
-          const auto committed = admin->committed_offsets(target.group, target.partitions, kRequestTimeoutMs);
+          if (target.partitions.empty() || target.consumer == nullptr) continue;
+          const auto committed = target.consumer->committed(target.partitions, kRequestTimeoutMs);
           for (const auto& tp : committed) {
-            const auto [low, high] = admin->watermarks(tp.topic, tp.partition, kRequestTimeoutMs);
+            const auto [low, high] =
+                target.consumer->query_watermarks(tp.topic, tp.partition, kRequestTimeoutMs);
             lags.push_back({target.group, {tp.topic, tp.partition, 0}, committed_lag(low, high, tp.offset)});
           }
         }
@@ -55,6 +53,10 @@ LagProbe::LagProbe(const kafka::Properties& props, std::chrono::milliseconds int
 }
 
 LagProbe::~LagProbe() {
+  stop();
+}
+
+void LagProbe::stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;

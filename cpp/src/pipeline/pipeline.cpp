@@ -262,7 +262,7 @@ void Pipeline::Impl::start() {
         });
   }
   dispatch_->start();
-  lag_probe_ = std::make_unique<LagProbe>(config_.kafka, config_.lag_interval, [this](auto lags) {
+  lag_probe_ = std::make_unique<LagProbe>(config_.lag_interval, [this](auto lags) {
     asio::post(io_, [this, lags = std::move(lags)] { lags_learnt(lags); });
   });
   started_ = true;
@@ -321,6 +321,8 @@ void Pipeline::Impl::stop() {
   std::promise<void> drained;
   asio::post(io_, [this, &drained] { drain_then([&drained] { drained.set_value(); }); });
   drained.get_future().wait();
+  // Before the consumers close: the probe asks through them.
+  lag_probe_->stop();
   // Leave the groups on the io thread (the final revoke commits through on_rebalance).
   std::promise<void> closed;
   asio::post(io_, [this, &closed] {
@@ -456,7 +458,8 @@ void Pipeline::Impl::flow_changed() {
   if (lag_probe_) {
     std::vector<LagProbe::Target> targets;
     for (const auto& stream : streams_) {
-      if (stream->flow) targets.push_back({stream->env.stream.group, stream->flow->assignment()});
+      if (stream->flow)
+        targets.push_back({stream->env.stream.group, stream->flow->consumer(), stream->flow->assignment()});
     }
     lag_probe_->set_targets(std::move(targets));
   }

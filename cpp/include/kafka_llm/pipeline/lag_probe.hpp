@@ -28,19 +28,28 @@ struct PartitionLag {
 
 /// Asks the brokers, every `interval`, for the committed offsets of each stream's group and the high
 /// watermarks of the partitions this worker owns, on a thread of its own (the requests block; the poll
-/// loop must not). What it learns goes to `report`, called on that thread.
+/// loop must not). It asks through the streams' own consumers (rd_kafka_committed and
+/// rd_kafka_query_watermark_offsets are thread-safe): librdkafka 2.0's admin ListConsumerGroupOffsets
+/// crashed its own thread when the broker restarted mid-request. What it learns goes to `report`,
+/// called on that thread.
 class LagProbe {
  public:
-  /// The partitions a group owns in this worker.
+  /// The partitions a group owns in this worker, and the group's consumer (it must stay alive until
+  /// stop(): the probe asks through it).
   struct Target {
     std::string group;
+    kafka::Consumer* consumer = nullptr;
     std::vector<kafka::TopicPartition> partitions;
   };
   using Report = std::function<void(std::vector<PartitionLag> lags)>;
 
-  /// Throws like kafka::AdminClient for bad properties. The thread starts at once.
-  LagProbe(const kafka::Properties& props, std::chrono::milliseconds interval, Report report);
+  /// The thread starts at once.
+  LagProbe(std::chrono::milliseconds interval, Report report);
+  /// Calls stop().
   ~LagProbe();
+  /// Stops and joins the thread (waiting for a query under way); idempotent. No consumer is used
+  /// after it returns.
+  void stop();
   LagProbe(const LagProbe&) = delete;
   LagProbe& operator=(const LagProbe&) = delete;
   LagProbe(LagProbe&&) = delete;

@@ -71,6 +71,8 @@ class PartitionFlow {
   /// goes back to `to`'s offset (its started jobs are told as on a revoke, its backlog dropped, a new
   /// generation begun) and consumes again from there.
   void rewind(const std::vector<policy::CommitPosition>& to);
+  /// The stream's consumer (null once released), for the lag probe's thread-safe queries.
+  kafka::Consumer* consumer() const noexcept { return consumer_.get(); }
   /// The consumer's group metadata now, for a transaction's offsets.
   kafka::GroupMetadataPtr group_metadata() const;
   /// Leaves the group (serving the final revoke) and releases the consumer.
