@@ -128,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {facts['cpus']} \u00d7 {facts['cpu_model']}, "
         f"load average {facts['load_average_at_start'][0]:.1f}"
     )
+    # A run of some scenarios only writes its own files (and scenario 5's section of
+    # service/README.md); LATEST.md and the README's table show complete runs.
+    latest = not args.no_latest and set(args.chosen) == set(SCENARIOS)
+    service_readme = not args.no_latest and "5" in args.chosen
     started = time.monotonic()
     with (
         Stack(state_dir, partitions=args.partitions, timeout=180, progress=lambda m: say(f"  {m}")) as stack,
@@ -159,16 +163,20 @@ def main(argv: list[str] | None = None) -> int:
             t = time.monotonic()
             results["scenarios"][key] = run(ctx, args.repeats)
             results["scenarios"][key]["seconds"] = round(time.monotonic() - t, 1)
-            _write(results, out, stem, command, latest=not args.no_latest)  # partial results survive a crash
+            _write(
+                results, out, stem, command, latest=latest, service_readme=service_readme
+            )  # partial results survive a crash
     results["seconds"] = round(time.monotonic() - started, 1)
     results["machine"]["load_average_at_end"] = list(__import__("os").getloadavg())
-    json_path, md = _write(results, out, stem, command, latest=not args.no_latest)
+    json_path, md = _write(results, out, stem, command, latest=latest, service_readme=service_readme)
     say(f"\n{md}")
     say(f"wrote {json_path}")
     return 0
 
 
-def _write(results: dict[str, Any], out: Path, stem: str, command: str, *, latest: bool) -> tuple[Path, str]:
+def _write(
+    results: dict[str, Any], out: Path, stem: str, command: str, *, latest: bool, service_readme: bool
+) -> tuple[Path, str]:
     json_path = out / f"{stem}.json"
     results["json_name"] = json_path.name
     json_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
@@ -176,13 +184,26 @@ def _write(results: dict[str, Any], out: Path, stem: str, command: str, *, lates
     has_plot = report.plot(results, png)
     md = report.markdown(results, command, png.name if has_plot else None)
     (out / f"{stem}.md").write_text(md)
+    in_repo = out.resolve() == (REPO / "bench" / "results").resolve()
     if latest:
         (out / "LATEST.md").write_text(md)
-        if out.resolve() == (REPO / "bench" / "results").resolve():
+        if in_repo:
             readme = REPO / "README.md"
             section = report.readme_section(results, "bench/results/LATEST.md")
             readme.write_text(report.replace_readme_section(readme.read_text(), section))
+    if service_readme and in_repo and _has_median(results, "service"):
+        readme = REPO / "service" / "README.md"
+        section = report.service_section(results, f"../bench/results/{stem}.md")
+        readme.write_text(
+            report.replace_readme_section(
+                readme.read_text(), section, report.SERVICE_BEGIN, report.SERVICE_END
+            )
+        )
     return json_path, md
+
+
+def _has_median(results: dict[str, Any], scenario: str) -> bool:
+    return bool(results["scenarios"].get(scenario, {}).get("median"))
 
 
 if __name__ == "__main__":

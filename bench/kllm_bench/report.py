@@ -16,6 +16,11 @@ TARGETS = {
 }
 
 
+_S5_PROCESS = "POST /process requests/s, auth on, 1 uvicorn worker, wrk -c16 / -c64"
+_S5_TTFT = "streamed time to first token p50, sequential: service / provider alone"
+_MS = "{:.1f}"
+
+
 def _get(d: Any, *path: str) -> Any:
     for key in path:
         if not isinstance(d, dict) or key not in d:
@@ -231,36 +236,52 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             )
         )
     if s5 := _get(sc, "service", "median"):
-        out.append(
+        on16, on64, off64 = s5.get("auth_c16", {}), s5.get("auth_c64", {}), s5.get("open_c64", {})
+        ttft = s5.get("first_token", {})
+        out += [
             (
                 "5 HTTP service",
-                "POST /process requests/s (1 uvicorn worker, wrk -c64)",
-                _f(s5.get("requests_per_s")),
+                _S5_PROCESS,
+                f"{_f(on16.get('requests_per_s'))} / {_f(on64.get('requests_per_s'))}",
                 "",
                 "",
                 "",
-            )
-        )
-        out.append(
+            ),
             (
                 "5 HTTP service",
-                "POST /process p50 / p99",
-                f"{_f(s5.get('p50_ms'), '{:.1f}')} / {_f(s5.get('p99_ms'), '{:.1f}')} ms",
+                "POST /process requests/s, auth off, wrk -c64",
+                _f(off64.get("requests_per_s")),
                 "",
                 "",
                 "",
-            )
-        )
-        out.append(
+            ),
             (
                 "5 HTTP service",
-                "service CPU per request",
-                _f(s5.get("cpu_us_per_request"), unit=" µs"),
+                "POST /process p50 / p99, auth on, -c16 / -c64",
+                f"{_f(on16.get('p50_ms'), '{:.1f}')} / {_f(on16.get('p99_ms'), '{:.1f}')} ms, "
+                f"{_f(on64.get('p50_ms'), '{:.1f}')} / {_f(on64.get('p99_ms'), '{:.1f}')} ms",
                 "",
                 "",
                 "",
-            )
-        )
+            ),
+            (
+                "5 HTTP service",
+                "service CPU per request, auth on, -c64",
+                _f(on64.get("cpu_us_per_request"), unit=" µs"),
+                "",
+                "",
+                "",
+            ),
+            (
+                "5 HTTP service",
+                _S5_TTFT,
+                f"{_f(ttft.get('service_p50_ms'), _MS)} / {_f(ttft.get('provider_p50_ms'), _MS)} ms "
+                f"(+{_f(ttft.get('added_p50_ms'), _MS)} ms)",
+                "",
+                "",
+                "",
+            ),
+        ]
     elif _get(sc, "service", "error"):
         out.append(("5 HTTP service", "POST /process", "failed: see the JSON", "", "", "not measured"))
     if s6 := _get(sc, "exactly_once", "median"):
@@ -342,7 +363,7 @@ def markdown(results: dict[str, Any], command: str, plot_name: str | None) -> st
 
 README_BEGIN = "<!-- bench-table:begin (written by bench/run.py) -->"
 README_END = "<!-- bench-table:end -->"
-_README_EXTRA = ("requests/s (steady, 5-95 %)", "POST /process requests/s (1 uvicorn worker, wrk -c64)")
+_README_EXTRA = ("requests/s (steady, 5-95 %)", _S5_PROCESS, _S5_TTFT)
 
 
 def readme_section(results: dict[str, Any], latest_link: str) -> str:
@@ -366,14 +387,40 @@ def readme_section(results: dict[str, Any], latest_link: str) -> str:
     return "\n".join(lines)
 
 
-def replace_readme_section(readme: str, section: str) -> str:
-    """``readme`` with the text between the bench-table markers replaced by ``section``.
+def replace_readme_section(
+    readme: str, section: str, begin_marker: str = README_BEGIN, end_marker: str = README_END
+) -> str:
+    """``readme`` with the text between the two markers replaced by ``section``.
 
     Raises ValueError when the markers are missing or out of order (the README was edited by hand)."""
-    begin, end = readme.find(README_BEGIN), readme.find(README_END)
+    begin, end = readme.find(begin_marker), readme.find(end_marker)
     if begin < 0 or end < begin:
-        raise ValueError(f"README has no {README_BEGIN!r} ... {README_END!r} section")
-    return readme[:begin] + section + readme[end + len(README_END) :]
+        raise ValueError(f"README has no {begin_marker!r} ... {end_marker!r} section")
+    return readme[:begin] + section + readme[end + len(end_marker) :]
+
+
+SERVICE_BEGIN = "<!-- service-bench:begin (written by bench/run.py) -->"
+SERVICE_END = "<!-- service-bench:end -->"
+
+
+def service_section(results: dict[str, Any], results_link: str) -> str:
+    """What service/README.md shows of scenario 5: its rows, with the run they come from."""
+    m = results["machine"]
+    commit = results.get("git", {}).get("commit", "")[:12]
+    lines = [
+        SERVICE_BEGIN,
+        f"Scenario 5 of `make bench` ({results['date']}, revision {commit}, "
+        f"{'quick mode, ' if results.get('quick') else ''}{results['repeats']} repeat(s), medians; "
+        f"{m.get('cpus')} cores shared by the broker, Redis, the mock provider, wrk and the service; load "
+        f"average {(m.get('load_average_at_start') or [0.0])[0]:.1f} at the start; "
+        f"[the run]({results_link})):",
+        "",
+        "| metric | value |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {row[1]} | {row[2]} |" for row in rows(results) if row[0] == "5 HTTP service"]
+    lines.append(SERVICE_END)
+    return "\n".join(lines)
 
 
 def _neighbours(m: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@ both workers and the medians over repeats."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import os
@@ -11,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,6 +71,7 @@ class Sizes:
     s6_requests: int = 10_000
     s6_handlers: int = 1_000
     s6_latency_ms: float = 20.0
+    s5_stream_calls: int = 200
     loopback_seconds: int = 5
 
     @classmethod
@@ -89,6 +92,7 @@ class Sizes:
             s4_fault=0.1,
             s6_requests=300,
             s6_handlers=100,
+            s5_stream_calls=10,
             loopback_seconds=1,
         )
 
@@ -670,13 +674,16 @@ def scenario_storm(ctx: Context, repeats: int) -> dict[str, Any]:
 # --- scenario 5: the HTTP service
 
 
-PROCESS_LUA = """
+def _process_lua(key: str | None) -> str:
+    """wrk's script: POST /process with a unique prompt per request (no cache hits)."""
+    auth = f', ["Authorization"] = "Bearer {key}"' if key else ""
+    return f"""
 counter = 0
 request = function()
   counter = counter + 1
-  local body = '{"provider":"mock","model":"mock-model","max_tokens":16,"prompt":"bench ' ..
-    counter .. ' ' .. math.random(1000000000) .. '"}'
-  return wrk.format("POST", "/process", {["Content-Type"] = "application/json"}, body)
+  local body = '{{"provider":"mock","model":"mock-model","max_tokens":16,"prompt":"bench ' ..
+    counter .. ' ' .. math.random(1000000000) .. '"}}'
+  return wrk.format("POST", "/process", {{["Content-Type"] = "application/json"{auth}}}, body)
 end
 """
 
@@ -689,21 +696,140 @@ def _wrk_latency_ms(out: str, label: str) -> float | None:
     return float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
 
 
+_CLI = (sys.executable, "-m", "kafka_llm.cli")
+
+
+class _Api:
+    """One ``kafka-llm api`` process (one uvicorn worker), started and stopped by its PID."""
+
+    def __init__(self, ctx: Context, config_path: Path, database: str, name: str, *, auth: bool) -> None:
+        self.port = free_port()
+        env = {k_: v for k_, v in os.environ.items() if not k_.startswith(("KAFKA_", "REDIS_"))}
+        env["KAFKA_LLM_AUTH_ENABLED"] = "true" if auth else "false"
+        env["KAFKA_LLM_CACHE_TTL_SECONDS"] = "0"
+        if ctx.pythonpath:
+            env["PYTHONPATH"] = ctx.pythonpath
+        self.log_path = ctx.workdir / f"{name}.log"
+        argv = [
+            *_CLI,
+            "api",
+            "--config",
+            str(config_path),
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--database-url",
+            database,
+            "--log-level",
+            "warning",
+        ]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def wait_healthy(self, timeout: float = 60.0) -> str | None:
+        """None once /health answers, else why not."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                return f"kafka-llm api exited: {self.log_path.read_text(errors='replace')[-800:]}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2):
+                    return None
+            except OSError:
+                if time.monotonic() > deadline:
+                    return f"kafka-llm api did not answer /health in {timeout:g} s"
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def _wrk_process(ctx: Context, api: _Api, connections: int, seconds: int, key: str | None) -> dict[str, Any]:
+    """wrk (2 threads) on POST /process at ``connections``: requests/s, p50/p99 and the service's
+    CPU per request, after a 2 s warm-up (connections, producer metadata)."""
+    script = ctx.workdir / f"process-{'auth' if key else 'open'}.lua"
+    script.write_text(_process_lua(key))
+    url = f"http://127.0.0.1:{api.port}"
+    subprocess.run(["wrk", "-t1", "-c4", "-d2s", "-s", str(script), url], capture_output=True, check=True)
+    cpu_before = cpu_seconds(api.proc.pid)
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    cpu = cpu_seconds(api.proc.pid) - cpu_before
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50_ms": _wrk_latency_ms(out, "50%"),
+        "p99_ms": _wrk_latency_ms(out, "99%"),
+        "cpu_us_per_request": cpu / total * 1e6 if total else None,
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def first_token_ms(url: str, body: dict[str, Any], headers: dict[str, str], n: int) -> list[float]:
+    """``n`` streamed calls one after the other on one keep-alive connection: the time from sending
+    each request to its first SSE ``data:`` line, in ms. The same client times the provider alone
+    and the service, so the difference is what the service, Kafka and the worker add."""
+    parsed = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+    payload = json.dumps(body).encode()
+    out: list[float] = []
+    try:
+        for i in range(n):
+            # A unique prompt per call, so no cache answers it.
+            payload_i = payload.replace(b"__N__", str(i).encode())
+            started = time.perf_counter()
+            conn.request("POST", parsed.path, payload_i, {"Content-Type": "application/json", **headers})
+            response = conn.getresponse()
+            if response.status != 200:
+                raise RuntimeError(f"{url}: HTTP {response.status}: {response.read()[:300]!r}")
+            first: float | None = None
+            for line in response:
+                if first is None and line.startswith(b"data:"):
+                    first = (time.perf_counter() - started) * 1000
+            if first is None:
+                raise RuntimeError(f"{url}: a stream without a data line")
+            out.append(first)
+    finally:
+        conn.close()
+    return out
+
+
 def scenario_service(ctx: Context, repeats: int) -> dict[str, Any]:
-    """POST /process of ``kafka-llm api`` with one uvicorn worker, driven by wrk at fixed
-    connections; unique prompts (no cache hits), no API keys, no worker consuming meanwhile."""
+    """The HTTP service as its users run it: ``kafka-llm api`` with one uvicorn worker.
+
+    - POST /process driven by wrk with API keys on, at 16 and 64 connections, and with auth off at
+      64 (the service's floor); unique prompts (no cache hits), no worker consuming meanwhile.
+    - Time to first token of streamed chat calls made one after the other, through the service (a
+      native worker answering) and against the mock provider alone, with the same client.
+    """
     sz = ctx.sizes
-    connections = 64
+    seconds = sz.loopback_seconds * 2
     ctx.progress(
-        f"scenario 5: HTTP service, POST /process, one uvicorn worker, wrk -c{connections} "
-        f"for {sz.loopback_seconds * 2} s"
+        f"scenario 5: HTTP service, POST /process (wrk, {seconds} s, auth on at c16 and c64, "
+        f"auth off at c64), then {sz.s5_stream_calls} sequential streamed calls"
     )
     if shutil.which("wrk") is None:
         return {"error": "wrk is not installed"}
-    script = ctx.workdir / "process.lua"
-    script.write_text(PROCESS_LUA)
+    env = {k_: v for k_, v in os.environ.items() if not k_.startswith(("KAFKA_", "REDIS_"))}
+    if ctx.pythonpath:
+        env["PYTHONPATH"] = ctx.pythonpath
+    stream_body = request_body(stream=True)
+    stream_body["messages"][0]["content"] += " __N__"
+    stream_body["provider"] = "mock"
     per_repeat = []
     for rep in range(repeats):
+        mock_configure(ctx, latency_ms=0)
         name = ctx.name("s5", "api")
         requests, responses, dlq = f"{name}.requests", f"{name}.responses", f"{name}.dlq"
         k.create_topics(ctx.stack.bootstrap_servers, [requests, responses, dlq], partitions=ctx.partitions)
@@ -719,94 +845,77 @@ def scenario_service(ctx: Context, repeats: int) -> dict[str, Any]:
         )
         config_path = ctx.workdir / f"{name}.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        port = free_port()
-        env = {k_: v for k_, v in os.environ.items() if not k_.startswith(("KAFKA_", "REDIS_"))}
-        env["KAFKA_LLM_AUTH_ENABLED"] = "false"
-        if ctx.pythonpath:
-            env["PYTHONPATH"] = ctx.pythonpath
-        log_path = ctx.workdir / f"{name}.log"
-        argv = [
-            sys.executable,
-            "-m",
-            "kafka_llm.cli",
-            "api",
-            "--config",
-            str(config_path),
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--database-url",
-            f"sqlite:///{ctx.workdir / name}.db",
-            "--log-level",
-            "warning",
-        ]
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if proc.poll() is not None:
-                    return {"error": f"kafka-llm api exited: {log_path.read_text(errors='replace')[-800:]}"}
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        return {"error": "kafka-llm api did not answer /health in 60 s"}
-                    time.sleep(0.2)
-            # Warm-up (connections, producer metadata), then the measurement.
-            subprocess.run(
-                ["wrk", "-t1", "-c4", "-d2s", "-s", str(script), f"http://127.0.0.1:{port}"],
-                capture_output=True,
-                check=True,
-            )
-            cpu_before = cpu_seconds(proc.pid)
-            out = subprocess.run(
-                [
-                    "wrk",
-                    "-t2",
-                    f"-c{connections}",
-                    f"-d{sz.loopback_seconds * 2}s",
-                    "--latency",
-                    "-s",
-                    str(script),
-                    f"http://127.0.0.1:{port}",
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            cpu = cpu_seconds(proc.pid) - cpu_before
-        finally:
-            proc.terminate()
+        database = f"sqlite:///{ctx.workdir / name}.db"
+        created = subprocess.run(
+            [*_CLI, "keys", "--database-url", database, "create", "--name", "bench", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        )
+        key = str(json.loads(created.stdout)["key"])
+        row: dict[str, Any] = {}
+        for label, auth, connections in (
+            ("auth_c16", True, 16),
+            ("auth_c64", True, 64),
+            ("open_c64", False, 64),
+        ):
+            api = _Api(ctx, config_path, database, f"{name}-{label}", auth=auth)
             try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        row = {
-            "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-            "p50_ms": _wrk_latency_ms(out, "50%"),
-            "p99_ms": _wrk_latency_ms(out, "99%"),
-            "cpu_us_per_request": cpu / total * 1e6 if total else None,
-            "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+                if (error := api.wait_healthy()) is not None:
+                    return {"error": error}
+                row[label] = _wrk_process(ctx, api, connections, seconds, key if auth else None)
+            finally:
+                api.stop()
+        # Streams need a worker: the native one, started once the /process runs are over (they
+        # queued requests it now works off first: wait until it is idle).
+        worker = WorkerProcess("core", config, ctx.workdir, f"{name}-worker", pythonpath=ctx.pythonpath)
+        api = _Api(ctx, config_path, database, f"{name}-stream", auth=True)
+        try:
+            worker.start()
+            worker.wait_ready(ctx.partitions)
+            if (error := api.wait_healthy()) is not None:
+                return {"error": error}
+            deadline, idle = time.monotonic() + 300, 0
+            while idle < 3:  # idle (nothing in flight) three samples in a row
+                stats = worker.stats() or {}
+                idle = idle + 1 if int(stats.get("inflight", 1)) == 0 else 0
+                if time.monotonic() > deadline:
+                    return {"error": "the worker did not work off the queued /process requests in 300 s"}
+                time.sleep(0.5)
+            headers = {"Authorization": f"Bearer {key}"}
+            n = sz.s5_stream_calls
+            first_token_ms(f"http://127.0.0.1:{api.port}/v1/chat/completions", stream_body, headers, 5)
+            through = first_token_ms(
+                f"http://127.0.0.1:{api.port}/v1/chat/completions", stream_body, headers, n
+            )
+            alone = first_token_ms(f"{ctx.stack.provider_base}/v1/chat/completions", stream_body, {}, n)
+        finally:
+            api.stop()
+            worker.stop()
+        row["first_token"] = {
+            "service_p50_ms": percentile(through, 50),
+            "service_p95_ms": percentile(through, 95),
+            "provider_p50_ms": percentile(alone, 50),
+            "provider_p95_ms": percentile(alone, 95),
+            "added_p50_ms": median([t - a for t, a in zip(sorted(through), sorted(alone), strict=True)]),
         }
         ctx.progress(
-            f"  repeat {rep + 1}: {row['requests_per_s']:.0f} requests/s, p99 {row['p99_ms'] or 0:.1f} ms, "
-            f"{row['cpu_us_per_request'] or 0:.0f} us CPU/request, {row['non_2xx']} non-2xx"
+            f"  repeat {rep + 1}: /process auth c16 {row['auth_c16']['requests_per_s']:.0f}/s, "
+            f"auth c64 {row['auth_c64']['requests_per_s']:.0f}/s, "
+            f"open c64 {row['open_c64']['requests_per_s']:.0f}/s; "
+            f"first token {row['first_token']['service_p50_ms'] or 0:.1f} ms vs provider alone "
+            f"{row['first_token']['provider_p50_ms'] or 0:.1f} ms"
         )
         per_repeat.append(row)
     return {
         "settings": {
-            "connections": connections,
-            "seconds": sz.loopback_seconds * 2,
+            "process": "wrk -t2, unique prompts, no worker consuming; auth on at -c16 and -c64, off at -c64",
+            "seconds": seconds,
             "uvicorn_workers": 1,
-            "auth": False,
-            "worker_consuming": False,
-            "prompts": "unique (no cache hits)",
+            "cache": "off",
+            "stream_calls": sz.s5_stream_calls,
+            "stream": "sequential, one keep-alive connection, mock latency 0, a native worker answering",
         },
         "repeats": per_repeat,
         "median": medians(per_repeat),

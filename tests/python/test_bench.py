@@ -63,6 +63,31 @@ def test_rows_compare_medians_with_the_targets() -> None:
     assert _row(rows, "kafka-llm / peer throughput")[5] == "not measured"
 
 
+def test_service_rows_state_how_they_were_measured() -> None:
+    """Scenario 5's README rows name the settings they were measured with (auth, connections), and
+    the time to first token is shown beside the provider's own, with the difference."""
+    results = _results()
+    results["scenarios"]["service"] = {
+        "median": {
+            "auth_c16": {"requests_per_s": 410.0, "p50_ms": 30.0, "p99_ms": 90.0},
+            "auth_c64": {"requests_per_s": 480.0, "p50_ms": 120.0, "p99_ms": 700.0, "cpu_us_per_request": 15},
+            "open_c64": {"requests_per_s": 880.0},
+            "first_token": {"service_p50_ms": 16.5, "provider_p50_ms": 1.5, "added_p50_ms": 15.0},
+        }
+    }
+    rows = report.rows(results)
+    assert _row(rows, report._S5_PROCESS)[2] == "410 / 480"
+    assert _row(rows, "POST /process requests/s, auth off, wrk -c64")[2] == "880"
+    assert _row(rows, report._S5_TTFT)[2] == "16.5 / 1.5 ms (+15.0 ms)"
+    section = report.readme_section(results, "bench/results/LATEST.md")
+    assert "auth on, 1 uvicorn worker, wrk -c16 / -c64 | 410 / 480 |" in section
+    assert "service / provider alone | 16.5 / 1.5 ms (+15.0 ms) |" in section
+    service = report.service_section(results, "../bench/results/2026-11-22.md")
+    assert service.startswith(report.SERVICE_BEGIN) and service.endswith(report.SERVICE_END)
+    assert "| POST /process requests/s, auth off, wrk -c64 | 880 |" in service
+    assert "1 overhead" not in service
+
+
 def test_readme_section_replaces_only_the_marked_table() -> None:
     readme = f"# kafka-llm\n\nintro\n\n{report.README_BEGIN}\nold table\n{report.README_END}\n\n## More\n"
     section = report.readme_section(_results(), "bench/results/LATEST.md")
@@ -86,6 +111,11 @@ def test_readme_without_markers_is_an_error_not_a_silent_skip() -> None:
 def test_the_checkout_readme_has_the_table_markers() -> None:
     readme = (REPO / "README.md").read_text()
     assert readme.index(report.README_BEGIN) < readme.index(report.README_END)
+    service = (REPO / "service" / "README.md").read_text()
+    assert service.index(report.SERVICE_BEGIN) < service.index(report.SERVICE_END)
+    # The service's figures come from the benchmark, not from prose typed beside it.
+    measured = service[service.index("## Measured") :]
+    assert "requests/s" not in measured.split(report.SERVICE_BEGIN)[0]
 
 
 def test_smoke_run_of_every_scenario(tmp_path: Path) -> None:
@@ -114,7 +144,10 @@ def test_smoke_run_of_every_scenario(tmp_path: Path) -> None:
     storm = sc["storm"]["median"]
     assert storm["core"]["ok"] == results["sizes"]["s4_requests"] and storm["core"]["dlq"] == 0
     assert storm["core"]["retries"] > 0 and storm["core"]["rebalances"] == 0
-    assert sc["service"]["median"]["requests_per_s"] > 0
+    s5 = sc["service"]["median"]
+    for label in ("auth_c16", "auth_c64", "open_c64"):
+        assert s5[label]["requests_per_s"] > 0 and s5[label]["non_2xx"] == 0, (label, s5)
+    assert s5["first_token"]["service_p50_ms"] > s5["first_token"]["provider_p50_ms"] > 0
     eos = sc["exactly_once"]["median"]
     assert eos["default"]["complete"] and eos["exactly_once"]["complete"]
     assert eos["exactly_once"]["ok"] == results["sizes"]["s6_requests"]
