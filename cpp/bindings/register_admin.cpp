@@ -17,10 +17,11 @@ using AdminHandle = Closable<kafka::AdminClient>;
 using TopicSpecs = std::vector<std::tuple<std::string, int>>;
 using TopicConfig = std::map<std::string, std::string>;
 
-std::vector<kafka::NewTopic> new_topics(const TopicSpecs& topics, const TopicConfig& config) {
+std::vector<kafka::NewTopic> new_topics(const TopicSpecs& topics, const TopicConfig& config,
+                                        int replication_factor = 1) {
   std::vector<kafka::NewTopic> list;
   for (const auto& [name, partitions] : topics) {
-    kafka::NewTopic t{name, partitions, 1, {}};
+    kafka::NewTopic t{name, partitions, replication_factor, {}};
     for (const auto& [k, v] : config) t.config.emplace_back(k, v);
     list.push_back(std::move(t));
   }
@@ -124,15 +125,17 @@ void register_group_requests(py::class_<AdminHandle>& cls) {
 void register_module_functions(py::module_& m) {
   m.def(
       "create_topics",
-      [](const py::dict& props, const TopicSpecs& topics, int timeout_ms, const TopicConfig& config) {
-        auto list = new_topics(topics, config);
+      [](const py::dict& props, const TopicSpecs& topics, int timeout_ms, const TopicConfig& config,
+         int replication_factor) {
+        auto list = new_topics(topics, config, replication_factor);
         auto properties = to_properties(props);
         py::gil_scoped_release release;
         kafka::create_topics(properties, list, timeout_ms);
       },
       py::arg("properties"), py::arg("topics"), py::arg("timeout_ms") = 30000,
-      py::arg("config") = TopicConfig{},
-      "Creates topics (name, partitions) and waits until their partitions have leaders.");
+      py::arg("config") = TopicConfig{}, py::arg("replication_factor") = 1,
+      "Creates topics (name, partitions) with `replication_factor` replicas (-1: the broker's "
+      "default.replication.factor) and waits until their partitions have leaders.");
   m.def(
       "partition_count",
       [](const py::dict& props, const std::string& topic, int timeout_ms) {

@@ -57,11 +57,19 @@ def create_topics(
     timeout: float = 30.0,
     config: Mapping[str, str] | None = None,
     properties: Mapping[str, str] | None = None,
+    replication_factor: int = 1,
 ) -> None:
     """Creates topics (a list, or a mapping of name to partition count) and waits until every
-    partition has a leader. Existing topics are left as they are."""
+    partition has a leader. Existing topics are left as they are. ``replication_factor`` -1 takes
+    the broker's ``default.replication.factor``."""
     spec = list(topics.items()) if isinstance(topics, Mapping) else [(t, partitions) for t in topics]
-    _create_topics(_props(bootstrap_servers, properties), spec, int(timeout * 1000), dict(config or {}))
+    _create_topics(
+        _props(bootstrap_servers, properties),
+        spec,
+        int(timeout * 1000),
+        dict(config or {}),
+        replication_factor,
+    )
 
 
 def partition_count(bootstrap_servers: str, topic: str, properties: Mapping[str, str] | None = None) -> int:

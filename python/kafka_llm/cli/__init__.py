@@ -17,9 +17,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kafka-llm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from kafka_llm.cli import api, batch, bench, cancel, dev, dlq, keys, mock_provider, replay, worker
+    from kafka_llm.cli import api, batch, bench, cancel, dev, dlq, keys, mock_provider, replay, topics, worker
 
-    for command in (worker, dev, mock_provider, replay, dlq, cancel, batch, bench, api, keys):
+    for command in (worker, dev, mock_provider, replay, dlq, cancel, batch, bench, api, keys, topics):
         command.register(sub)
     return parser
 
