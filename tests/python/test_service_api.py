@@ -218,7 +218,7 @@ def test_metrics_have_http_and_design_names(client: httpx.Client) -> None:
         'kafka_llm_http_request_duration_seconds_bucket{le="0.005",method="POST",route="/v1/chat/completions"}'
         in text
     )
-    assert 'kafka_llm_requests_total{model="mock-model",outcome="ok",provider="mock",stream="false"}' in text
+    assert 'kafka_llm_requests_total{model="other",outcome="ok",provider="mock",stream="false"}' in text
     names = [
         "kafka_llm_inflight",
         "kafka_llm_end_to_end_seconds_count",

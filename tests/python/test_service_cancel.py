@@ -122,7 +122,8 @@ def _request_id_of(stack: StackInfo, topic: str, content: str) -> str:
 
 def _metric(service: Service, stream: str, outcome: str) -> float:
     text = httpx.get(f"{service.url}/metrics", timeout=10).text
-    labels = f'model="mock-model",outcome="{outcome}",provider="mock",stream="{stream}"'
+    # mock serves any model (no models list): counted as "other"
+    labels = f'model="other",outcome="{outcome}",provider="mock",stream="{stream}"'
     line = f"kafka_llm_requests_total{{{labels}}}"
     for row in text.splitlines():
         if row.startswith(line + " "):

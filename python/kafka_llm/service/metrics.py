@@ -1,15 +1,38 @@
 """Prometheus metrics of one service process: HTTP metrics plus the pipeline metric names the
 service can measure itself (its view of requests, end to end, time to first token, tokens, cache).
-Each app has its own registry, so several apps in one process (tests) do not collide."""
+Each app has its own registry, so several apps in one process (tests) do not collide.
+
+The ``model`` label is bounded by the configuration, never the name a client sent (any client
+could otherwise grow ``/metrics`` without bound): see :func:`model_label`."""
 
 from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE_LATEST", "ServiceMetrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "OTHER_MODEL", "ServiceMetrics", "model_label"]
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+#: The ``model`` label of a model that none of its provider's ``models`` names or matches.
+OTHER_MODEL = "other"
+
+
+def model_label(models: Sequence[str], model: str) -> str:
+    """The ``model`` label of a request for ``model`` served by a provider whose ``models`` are
+    ``models``: the name itself when listed literally, else the first glob matching it (a model
+    served by ``gpt-4o*`` counts as ``gpt-4o*``), else ``other`` (a provider without a ``models``
+    list serving any name). The worker labels its metrics the same way
+    (``PipelineConfig::metric_labels``)."""
+    if model in models:
+        return model
+    for pattern in models:
+        if fnmatch.fnmatchcase(model, pattern):
+            return pattern
+    return OTHER_MODEL
 
 
 class ServiceMetrics:
@@ -67,6 +90,12 @@ class ServiceMetrics:
             "kafka_llm_service_produced",
             "Request records produced, by delivery outcome",
             ["outcome"],
+            registry=r,
+        )
+        self.log_rows_dropped = Counter(
+            "kafka_llm_log_rows_dropped",
+            "Inference log rows given up: the database stayed unreachable while the bounded buffer "
+            "of rows waiting for it was full",
             registry=r,
         )
 
