@@ -1,5 +1,5 @@
-"""Pure ASGI middleware: the request body size limit, and the server span plus HTTP metrics of
-every request (measured to the end of the body, so streams count whole)."""
+"""Pure ASGI middleware: the request body's size limit and strict JSON check, and the server span
+plus HTTP metrics of every request (measured to the end of the body, so streams count whole)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from opentelemetry import trace
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kafka_llm.service import strict_json
 from kafka_llm.service.errors import error_body
 from kafka_llm.service.metrics import ServiceMetrics
 from kafka_llm.service.tracing import Tracing
@@ -20,8 +21,12 @@ __all__ = ["BodyLimitMiddleware", "ObservabilityMiddleware"]
 
 
 class BodyLimitMiddleware:
-    """Answers 413 for a body above ``limit`` bytes: at once from Content-Length, or as soon as
-    a chunked body passes the limit (before the app sees any of it)."""
+    """The request body's checks, before the app sees any of it. Above ``limit`` bytes: 413, at
+    once from Content-Length, or as soon as a chunked body passes the limit. A JSON body (a POST,
+    PUT or PATCH with ``application/json`` or ``application/*+json``, or without a content type,
+    which FastAPI parses as JSON unless its strict_content_type is on) is read whole and must be
+    strict JSON nested at most :data:`~kafka_llm.service.strict_json.MAX_DEPTH` deep (422 naming
+    the problem); the app then reads the same bytes. Every answer has OpenAI's error shape."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -38,8 +43,11 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > self.limit:
-                    await self._reject(send)
+                    await self._reject(send, 413, self._too_large())
                     return
+        if _is_json_body(scope):
+            await self._json(scope, receive, send)
+            return
         received = 0
 
         async def limited_receive() -> Message:
@@ -49,19 +57,54 @@ class BodyLimitMiddleware:
                 received += len(message.get("body", b""))
                 if received > self.limit:
                     # FastAPI passes HTTPException through body parsing; the app's handler answers.
-                    raise HTTPException(413, f"the request body is larger than {self.limit} bytes")
+                    raise HTTPException(413, self._too_large())
             return message
 
         await self.app(scope, limited_receive, send)
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            error_body(413, f"the request body is larger than {self.limit} bytes", code="request_too_large")
-        ).encode()
+    async def _json(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Reads the whole body, checks it, then runs the app with it."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client left before sending its body: nobody to answer
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._reject(send, 413, self._too_large())
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if body:  # no body: the app's validation names the missing fields
+            try:
+                strict_json.loads(body)
+            except strict_json.StrictJSONError as e:
+                await self._reject(send, 422, f"body: {e}", param="body")
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # then the disconnect, which streaming answers wait for
+
+        await self.app(scope, replay, send)
+
+    def _too_large(self) -> str:
+        return f"the request body is larger than {self.limit} bytes"
+
+    async def _reject(self, send: Send, status: int, message: str, param: str | None = None) -> None:
+        body = json.dumps(error_body(status, message, param=param)).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
@@ -69,6 +112,19 @@ class BodyLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _is_json_body(scope: Scope) -> bool:
+    """Whether FastAPI may parse the body as JSON (its own test: ``application/json`` or
+    ``application/<anything>+json``, or no content type at all)."""
+    if scope.get("method") not in ("POST", "PUT", "PATCH"):
+        return False
+    content_type: bytes | None = next((v for k, v in scope["headers"] if k == b"content-type"), None)
+    if content_type is None:
+        return True
+    kind = content_type.decode("latin-1").split(";", 1)[0].strip().lower()
+    main, _, sub = kind.partition("/")
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
 
 
 class ObservabilityMiddleware:
