@@ -33,6 +33,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
+        from kafka_llm.service.redact import uvicorn_log_config
         from kafka_llm.service.settings import ServiceSettings
     except ImportError as e:
         note("api", f"{_EXTRA_HINT} ({e})")
@@ -58,6 +59,9 @@ def _run(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
+        # uvicorn's logging with API keys and other credentials in query strings redacted; a
+        # dict, so every --workers process installs it.
+        log_config=uvicorn_log_config(),
         lifespan="on",
         # The sans-I/O WebSocket protocol where uvicorn has it (the legacy one is deprecated).
         ws="websockets-sansio" if "websockets-sansio" in WS_PROTOCOLS else "auto",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
@@ -21,10 +20,12 @@ from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
 from kafka_llm.errors import KafkaLlmError
+from kafka_llm.service import strict_json
 from kafka_llm.service.deps import CallerDep, GatewayDep, check_key, gateway_of
 from kafka_llm.service.errors import ServiceError, core_error_status, error_body
 from kafka_llm.service.gateway import Answer, Gateway, StreamStart
 from kafka_llm.service.keystore import ApiKey
+from kafka_llm.service.redact import is_secret_name
 from kafka_llm.service.routes.common import errors
 from kafka_llm.service.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from kafka_llm.service.streaming import sse
@@ -148,24 +149,46 @@ async def completions_socket(websocket: WebSocket) -> None:
     chat completion; ``stream`` defaults to true); receive each chunk as a JSON message, then
     ``{"done": true, "request_id", "finish_reason", "usage"}``, or ``{"error": {…}}``. Several
     requests may follow each other on one connection. The API key goes in the Authorization
-    header (or ``?api_key=`` for clients that cannot set headers)."""
+    header or, for clients that cannot set headers (browsers), in a first message
+    ``{"api_key": "<key>"}`` or ``{"authorization": "Bearer <key>"}``; never in the URL (URLs
+    are logged): ``?api_key=`` is refused."""
     gateway = gateway_of(websocket)
     await websocket.accept()
+    in_url = [name for name in websocket.query_params if is_secret_name(name)]
+    if in_url:
+        await _refuse(
+            websocket,
+            ServiceError(
+                401,
+                f"API keys are not accepted in the URL (?{in_url[0]}=…): URLs are logged. Send the "
+                'key in the Authorization header (Bearer <key>), or as the first message {"api_key": '
+                '"<key>"}',
+                code="api_key_in_url",
+            ),
+        )
+        return
     authorization = websocket.headers.get("authorization")
-    if authorization is None and websocket.query_params.get("api_key"):
-        authorization = f"Bearer {websocket.query_params['api_key']}"
+    by_message = authorization is None and gateway.settings.auth_enabled
     try:
+        if by_message:
+            authorization = await _first_message_key(websocket)
         caller = await check_key(gateway, authorization)
     except ServiceError as e:
-        await websocket.send_json(error_body(e.status_code, e.message, e.param, e.code))
-        await websocket.close(code=1008)
+        await _refuse(websocket, e)
+        return
+    except WebSocketDisconnect:
         return
     # Messages are read on their own task, so a client closing the socket mid-request is seen at
     # once (not at the next send): the request being answered is then cancelled.
-    inbox: asyncio.Queue[str | None] = asyncio.Queue(_SOCKET_BACKLOG)
+    inbox: asyncio.Queue[str | bytes | None] = asyncio.Queue(_SOCKET_BACKLOG)
     reader = asyncio.create_task(_read_socket(websocket, inbox))
+    first = not by_message
     try:
         while (text := await inbox.get()) is not None:
+            if first and _key_message(text) is not None:
+                first = False  # a key sent with the Authorization header or auth off: not a request
+                continue
+            first = False
             serving = asyncio.create_task(_socket_request(websocket, gateway, caller, text))
             await asyncio.wait((serving, reader), return_when=asyncio.FIRST_COMPLETED)
             if not serving.done():  # the client left mid-request
@@ -181,31 +204,86 @@ async def completions_socket(websocket: WebSocket) -> None:
             await reader
 
 
-async def _read_socket(websocket: WebSocket, inbox: asyncio.Queue[str | None]) -> None:
-    """Puts each text message (a binary one as UTF-8) into ``inbox``, then None once the client
-    has closed the connection."""
+#: How long a client without an Authorization header has to send its key as the first message.
+_KEY_MESSAGE_SECONDS = 10.0
+_KEY_MESSAGE_HINT = (
+    'send the Authorization header (Bearer <key>), or as the first message {"api_key": "<key>"} '
+    'or {"authorization": "Bearer <key>"}'
+)
+
+
+async def _refuse(websocket: WebSocket, error: ServiceError) -> None:
+    """Sends the error as a message, then closes the connection with 1008 (policy violation)."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        await websocket.send_json(error_body(error.status_code, error.message, error.param, error.code))
+        await websocket.close(code=1008, reason=(error.code or "unauthorized")[:120])
+
+
+async def _first_message_key(websocket: WebSocket) -> str:
+    """The Authorization value from the client's first message. Raises ServiceError (401) when
+    it holds no key or none comes in time, WebSocketDisconnect when the client leaves."""
+    try:
+        async with asyncio.timeout(_KEY_MESSAGE_SECONDS):
+            message = await websocket.receive()
+    except TimeoutError:
+        raise ServiceError(
+            401,
+            f"missing API key: none within {_KEY_MESSAGE_SECONDS:g} s; {_KEY_MESSAGE_HINT}",
+            code="missing_api_key",
+        ) from None
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    text = message.get("text")
+    authorization = _key_message(text if text is not None else message.get("bytes") or b"")
+    if authorization is None:
+        raise ServiceError(401, f"missing API key: {_KEY_MESSAGE_HINT}", code="missing_api_key")
+    return authorization
+
+
+def _key_message(text: str | bytes) -> str | None:
+    """The Authorization value of a key message (an object of only ``api_key`` and/or
+    ``authorization``), or None for any other message."""
+    if len(text) > 4096:
+        return None
+    try:
+        message = strict_json.loads(text)
+    except strict_json.StrictJSONError:
+        return None
+    if not isinstance(message, dict) or not message or not set(message) <= {"api_key", "authorization"}:
+        return None
+    if isinstance(message.get("authorization"), str):
+        return str(message["authorization"])
+    if isinstance(message.get("api_key"), str):
+        return f"Bearer {message['api_key']}"
+    return ""  # a key message without a usable key: check_key answers 401
+
+
+async def _read_socket(websocket: WebSocket, inbox: asyncio.Queue[str | bytes | None]) -> None:
+    """Puts each message (text, or the bytes of a binary one) into ``inbox``, then None once the
+    client has closed the connection."""
     try:
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
             text = message.get("text")
-            if text is None:
-                text = (message.get("bytes") or b"").decode("utf-8", "replace")
-            await inbox.put(text)
+            await inbox.put(text if text is not None else message.get("bytes") or b"")
     finally:
         with contextlib.suppress(asyncio.QueueFull):
             inbox.put_nowait(None)
 
 
-async def _socket_request(websocket: WebSocket, gateway: Gateway, caller: ApiKey | None, text: str) -> None:
-    if len(text.encode()) > gateway.max_body_bytes:
+async def _socket_request(
+    websocket: WebSocket, gateway: Gateway, caller: ApiKey | None, text: str | bytes
+) -> None:
+    size = len(text.encode()) if isinstance(text, str) else len(text)
+    if size > gateway.max_body_bytes:
         await websocket.send_json(
             error_body(413, f"the request is larger than {gateway.max_body_bytes} bytes")
         )
         return
     try:
-        raw = json.loads(text)
+        raw = strict_json.loads(text)
         if not isinstance(raw, dict):
             raise ValueError("a request must be a JSON object")
         raw.setdefault("stream", True)
@@ -218,8 +296,8 @@ async def _socket_request(websocket: WebSocket, gateway: Gateway, caller: ApiKey
         field = ".".join(str(p) for p in first["loc"])
         await websocket.send_json(error_body(422, f"{field}: {first['msg']}", param=field))
         return
-    except ValueError as e:
-        await websocket.send_json(error_body(422, f"body: {e}"))
+    except ValueError as e:  # StrictJSONError included
+        await websocket.send_json(error_body(422, f"body: {e}", param="body"))
         return
     endpoint = "/v1/chat/completions" if chat else "/v1/completions"
     body = request.provider_body()
