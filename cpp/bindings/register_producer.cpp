@@ -17,6 +17,26 @@ using ProducerHandle = Closable<kafka::BlockingProducer>;
 using DeliveryProducerHandle = Closable<kafka::DeliveryProducer>;
 using TransactionalProducerHandle = Closable<kafka::TransactionalProducer>;
 using DeliveryTuple = std::tuple<std::uint64_t, std::int32_t, std::int64_t, std::optional<std::string>>;
+using ReportTuple = std::tuple<std::uint64_t, std::optional<std::string>, const char*>;
+
+const char* persistence_name(kafka::DeliveryProducer::Persistence p) {
+  switch (p) {
+    case kafka::DeliveryProducer::Persistence::kPersisted:
+      return "persisted";
+    case kafka::DeliveryProducer::Persistence::kPossiblyPersisted:
+      return "possibly_persisted";
+    case kafka::DeliveryProducer::Persistence::kNotPersisted:
+      break;
+  }
+  return "not_persisted";
+}
+
+std::vector<ReportTuple> report_tuples(std::vector<kafka::DeliveryProducer::Report>&& reports) {
+  std::vector<ReportTuple> out;
+  out.reserve(reports.size());
+  for (auto& r : reports) out.emplace_back(r.id, std::move(r.error), persistence_name(r.persistence));
+  return out;
+}
 
 std::optional<std::string_view> key_view(const std::optional<std::string>& key) {
   return key ? std::optional<std::string_view>(*key) : std::nullopt;
@@ -95,14 +115,18 @@ void register_delivery_producer(py::module_& m) {
       .def(
           "poll",
           [](DeliveryProducerHandle& p, int timeout_ms) {
-            return p.use([&](kafka::DeliveryProducer& producer) { return producer.poll(timeout_ms); });
+            return report_tuples(
+                p.use([&](kafka::DeliveryProducer& producer) { return producer.poll(timeout_ms); }));
           },
           py::arg("timeout_ms") = 100, py::call_guard<py::gil_scoped_release>(),
-          "Delivery reports (id, error or None) that arrived, waiting up to timeout_ms for one.")
+          "Delivery reports (id, error or None, persistence) that arrived, waiting up to timeout_ms for "
+          "one. persistence is 'persisted', 'possibly_persisted' (failed, but it may be on the broker) "
+          "or 'not_persisted' (certainly not on the broker: safe to produce again).")
       .def(
           "flush",
           [](DeliveryProducerHandle& p, int timeout_ms) {
-            return p.use([&](kafka::DeliveryProducer& producer) { return producer.flush(timeout_ms); });
+            return report_tuples(
+                p.use([&](kafka::DeliveryProducer& producer) { return producer.flush(timeout_ms); }));
           },
           py::arg("timeout_ms") = 30000, py::call_guard<py::gil_scoped_release>(),
           "Waits until every record is delivered or failed (up to timeout_ms); returns the reports.")

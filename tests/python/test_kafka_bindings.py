@@ -49,7 +49,7 @@ def test_a_closed_client_raises_and_close_is_idempotent(stack: StackInfo, unique
 
     with k.DeliveryProducer({"bootstrap.servers": stack.bootstrap_servers}) as delivery:
         delivery_id = delivery.produce(unique_name, b"w")
-        assert delivery.flush(10_000) == [(delivery_id, None)]
+        assert delivery.flush(10_000) == [(delivery_id, None, "persisted")]
     with pytest.raises(KafkaError, match="the Kafka delivery producer is closed"):
         delivery.poll(0)
     with pytest.raises(KafkaError, match="the Kafka delivery producer is closed"):

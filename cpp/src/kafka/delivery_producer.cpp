@@ -4,6 +4,17 @@
 
 namespace kafka_llm::kafka {
 
+namespace {
+
+DeliveryProducer::Persistence persistence_of(const DeliveryReport& r) {
+  if (r.ok() || r.status == RD_KAFKA_MSG_STATUS_PERSISTED) return DeliveryProducer::Persistence::kPersisted;
+  if (r.status == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED)
+    return DeliveryProducer::Persistence::kPossiblyPersisted;
+  return DeliveryProducer::Persistence::kNotPersisted;
+}
+
+}  // namespace
+
 DeliveryProducer::DeliveryProducer(const Properties& props) : producer_(props) {}
 
 std::uint64_t DeliveryProducer::produce(const std::string& topic, std::string_view value,
@@ -14,7 +25,8 @@ std::uint64_t DeliveryProducer::produce(const std::string& topic, std::string_vi
       topic, key, value, headers,
       [this, id](const DeliveryReport& r) {
         std::lock_guard lock(mutex_);
-        reports_.emplace_back(id, r.ok() ? std::nullopt : std::optional<std::string>(r.error_message));
+        reports_.push_back(Report{id, r.ok() ? std::nullopt : std::optional<std::string>(r.error_message),
+                                  persistence_of(r)});
       },
       partition);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)

@@ -68,6 +68,7 @@ void Producer::on_delivery_report(rd_kafka_t* /*rk*/, const rd_kafka_message_t* 
   if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) report.error_message = rd_kafka_err2str(message->err);
   report.partition = message->partition;
   report.offset = message->offset;
+  report.status = rd_kafka_message_status(message);
   (*callback)(report);
 }
 

@@ -93,8 +93,10 @@ TEST(KafkaClientsOffline, DeliveryProducerReportsARecordThatTimedOut) {
     for (auto& report : producer.poll(100)) reports.push_back(std::move(report));
   }
   ASSERT_EQ(reports.size(), 2u);
-  for (const auto& [id, error] : reports) {
+  for (const auto& [id, error, persistence] : reports) {
     EXPECT_TRUE(id == first || id == second) << id;
+    // Never sent (no broker): certainly not on a partition, so safe to produce again.
+    EXPECT_EQ(persistence, DeliveryProducer::Persistence::kNotPersisted);
     ASSERT_TRUE(error.has_value());
     EXPECT_NE(error->find("timed out"), std::string::npos) << *error;
   }

@@ -16,14 +16,23 @@
 namespace kafka_llm::kafka {
 
 /// A producer for event-loop callers (the HTTP service): produce() enqueues and returns a delivery
-/// id at once; poll() serves delivery reports and returns (id, error or nullopt) for each record
-/// whose fate is known. produce() may be called from any thread, poll()/flush() from one thread.
+/// id at once; poll() serves delivery reports and returns (id, error or nullopt, persistence) for
+/// each record whose fate is known. produce() may be called from any thread, poll()/flush() from one thread.
 /// Reports are buffered here between poll() calls, so nothing is lost when poll() runs late.
 /// Non-copyable, non-movable; the destructor behaves as Producer's.
 class DeliveryProducer {
  public:
-  /// A record's id and librdkafka's reason when it failed (nullopt when delivered).
-  using Report = std::pair<std::uint64_t, std::optional<std::string>>;
+  /// Whether a record is on the broker: a failed record is kNotPersisted when it certainly never
+  /// reached a partition (safe to produce again), kPossiblyPersisted when it may have (sent, but
+  /// unacknowledged); a delivered record is kPersisted (rd_kafka_message_status).
+  enum class Persistence : std::uint8_t { kNotPersisted = 0, kPossiblyPersisted = 1, kPersisted = 2 };
+
+  /// A record's id, librdkafka's reason when it failed (nullopt when delivered) and its persistence.
+  struct Report {
+    std::uint64_t id = 0;
+    std::optional<std::string> error;
+    Persistence persistence = Persistence::kNotPersisted;
+  };
 
   /// Throws ConfigError for a bad property and KafkaError when the client can't be created.
   explicit DeliveryProducer(const Properties& props);

@@ -20,6 +20,9 @@ struct DeliveryReport {
   std::string error_message;
   std::int32_t partition = RD_KAFKA_PARTITION_UA;
   std::int64_t offset = RD_KAFKA_OFFSET_INVALID;
+  /// librdkafka's persistence status of the record (rd_kafka_message_status): whether a failed
+  /// record may still be on the broker (POSSIBLY_PERSISTED) or certainly is not (NOT_PERSISTED).
+  rd_kafka_msg_status_t status = RD_KAFKA_MSG_STATUS_NOT_PERSISTED;
   bool ok() const noexcept { return error == RD_KAFKA_RESP_ERR_NO_ERROR; }
 };
 
