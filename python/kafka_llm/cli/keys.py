@@ -30,6 +30,11 @@ def register(sub: Subcommands) -> None:
         metavar="PATTERN",
         help="allow only these models (glob; repeatable)",
     )
+    create.add_argument(
+        "--admin",
+        action="store_true",
+        help="an admin key: reads and cancels every key's results (other keys see only their own)",
+    )
     add_json_flag(create, "print JSON")
     create.set_defaults(func=_create)
     listing = keys_sub.add_parser("list", help="list keys (never their secrets)")
@@ -58,11 +63,12 @@ def _store(args: argparse.Namespace) -> Iterator[KeyStore]:
 
 def _create(args: argparse.Namespace) -> int:
     with _store(args) as store:
-        token, key = store.create(args.name, args.model)
+        token, key = store.create(args.name, args.model, admin=args.admin)
     if args.json:
         print_json({"key": token, **key.to_json()})
     else:
-        print(f"created key {key.id} ({key.name}); store it now, it is not shown again:")
+        kind = "admin key" if key.admin else "key"
+        print(f"created {kind} {key.id} ({key.name}); store it now, it is not shown again:")
         print(token)
     return 0
 

@@ -11,6 +11,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from kafka_llm import __version__
 from kafka_llm.config import load_config
@@ -18,9 +20,10 @@ from kafka_llm.service.bridge import KafkaBridge
 from kafka_llm.service.errors import install_error_handlers
 from kafka_llm.service.gateway import Gateway
 from kafka_llm.service.keystore import InferenceLogWriter, KeyStore, make_engine
+from kafka_llm.service.limits import max_body_bytes
 from kafka_llm.service.metrics import ServiceMetrics
 from kafka_llm.service.middleware import BodyLimitMiddleware, ObservabilityMiddleware
-from kafka_llm.service.routes import health, openai, process
+from kafka_llm.service.routes import health, models, openai, process
 from kafka_llm.service.settings import ServiceSettings, get_settings
 from kafka_llm.service.tracing import Tracing
 
@@ -53,14 +56,23 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             )
         async with AsyncExitStack() as stack:
             stack.callback(tracing.shutdown)
-            bridge = KafkaBridge(config, asyncio.get_running_loop())
+            bridge = KafkaBridge(config, asyncio.get_running_loop(), settings.produce_timeout_seconds)
             await asyncio.to_thread(bridge.start)
             stack.push_async_callback(asyncio.to_thread, bridge.close)
-            redis = aioredis.Redis.from_url(config.redis_url, decode_responses=False)
+            # Bounded calls: an unreachable Redis is a 503 within seconds, never a hang.
+            redis = aioredis.Redis.from_url(
+                config.redis_url,
+                decode_responses=False,
+                socket_timeout=settings.redis_timeout_seconds,
+                socket_connect_timeout=settings.redis_timeout_seconds,
+                retry=Retry(NoBackoff(), 0),
+            )
             stack.push_async_callback(redis.aclose)
             engine = await asyncio.to_thread(make_engine, settings.database_url)
             stack.callback(engine.dispose)
-            log = InferenceLogWriter(engine)
+            log = InferenceLogWriter(
+                engine, capacity=settings.log_buffer_rows, on_drop=metrics.log_rows_dropped.inc
+            )
             stack.push_async_callback(asyncio.to_thread, log.close)
             keys = KeyStore(engine, settings.api_key_pepper.get_secret_value(), settings.key_cache_seconds)
             gateway = Gateway(settings, config, bridge, redis, engine, keys, log, metrics, tracing)
@@ -75,9 +87,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes or config.max_request_bytes)
+    body_limit = max_body_bytes(config.max_request_bytes, config.kafka, settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, limit=body_limit)  # the gateway's max_body_bytes
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, tracing=tracing)
     app.include_router(process.router)
     app.include_router(openai.router)
+    app.include_router(models.router)
     app.include_router(health.router)
     return app

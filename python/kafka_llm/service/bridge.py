@@ -16,6 +16,7 @@ partition's end offset asked of the broker at start-up (explicit offsets: a resp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -30,13 +31,26 @@ from kafka_llm import _core
 from kafka_llm.config import Config
 from kafka_llm.errors import KafkaError
 
-__all__ = ["KafkaBridge", "ResponseSubscription"]
+__all__ = ["KafkaBridge", "NotProduced", "ProduceUncertain", "ResponseSubscription"]
 
 Headers = list[tuple[str, bytes]]
 
 _POLL_MS = 100
 logger = logging.getLogger("kafka_llm.service")
 _MAX_BATCH = 1000
+#: How long produce() waits past the producer's message timeout for the delivery report that
+#: librdkafka owes (its timeout scan runs about once a second).
+_REPORT_SLACK_SECONDS = 5.0
+
+
+class NotProduced(KafkaError):
+    """The record is certainly not on the broker (never enqueued, or failed before any broker
+    could have written it): producing it again is safe."""
+
+
+class ProduceUncertain(KafkaError):
+    """The record failed after it was sent, or its delivery report did not come: it may be on the
+    broker, and a worker may answer it."""
 
 
 def _end_offset(consumer: _core.Consumer, topic: str, partition: int, timeout: float = 15.0) -> int:
@@ -90,15 +104,18 @@ class ResponseSubscription:
 class KafkaBridge:
     """Produces request envelopes and routes responses back to waiting requests."""
 
-    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, config: Config, loop: asyncio.AbstractEventLoop, produce_timeout: float = 10.0
+    ) -> None:
         self._config = config
         self._loop = loop
         self._properties = dict(config.kafka)
+        self.produce_timeout = produce_timeout
         self._response_topics = sorted({s.responses_topic for s in config.streams})
         self._producer: _core.DeliveryProducer | None = None
         self._consumer: _core.Consumer | None = None
-        self._deliveries: dict[int, asyncio.Future[str | None]] = {}
-        self._subscriptions: dict[str, ResponseSubscription] = {}
+        self._deliveries: dict[int, asyncio.Future[tuple[str | None, str]]] = {}
+        self._subscriptions: dict[str, list[ResponseSubscription]] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.assignment: list[tuple[str, int, int]] = []
@@ -143,8 +160,21 @@ class KafkaBridge:
                     cancel_topic,
                 )
             consumer.assign(assignment)
+            # librdkafka gives up on a record (and reports it) after message.timeout.ms: the same
+            # bound as produce() waits, so a request the client was told failed is never written
+            # later, and every record gets its delivery report while someone still waits for it.
+            producer_props = {
+                k: v
+                for k, v in self._properties.items()
+                if k not in ("message.timeout.ms", "delivery.timeout.ms")
+            }
             producer = _core.DeliveryProducer(
-                {"enable.idempotence": "true", **self._properties, "client.id": "kafka-llm-api"}
+                {
+                    "enable.idempotence": "true",
+                    **producer_props,
+                    "client.id": "kafka-llm-api",
+                    "message.timeout.ms": str(max(int(self.produce_timeout * 1000), 1)),
+                }
             )
         except BaseException:
             consumer.close()
@@ -174,14 +204,14 @@ class KafkaBridge:
 
     # --- producing ------------------------------------------------------------------------------
 
-    async def produce(
-        self, topic: str, value: bytes, key: str | bytes, headers: Headers, timeout: float
-    ) -> None:
-        """Enqueues a record and waits until the broker acknowledged it. Raises KafkaError when
-        the record fails, or is not acknowledged within ``timeout`` seconds."""
+    async def produce(self, topic: str, value: bytes, key: str | bytes, headers: Headers) -> None:
+        """Enqueues a record and waits for its delivery report (the producer's message timeout is
+        ``produce_timeout``). Raises NotProduced when the record is certainly not on the broker,
+        ProduceUncertain when it failed after it may have been written (or no report came)."""
         producer = self._producer
         if producer is None:
-            raise KafkaError("the service is not connected to Kafka")
+            raise NotProduced("the service is not connected to Kafka")
+        timeout = self.produce_timeout
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -190,25 +220,28 @@ class KafkaBridge:
             except KafkaError as e:
                 # A full local queue is backpressure, not failure: wait (never blocking the loop).
                 if "Queue full" not in str(e) or time.monotonic() > deadline:
-                    raise
+                    raise NotProduced(f"the request could not be queued for Kafka: {e}") from None
                 await asyncio.sleep(0.005)
-        future: asyncio.Future[str | None] = self._loop.create_future()
+        future: asyncio.Future[tuple[str | None, str]] = self._loop.create_future()
         self._deliveries[delivery_id] = future
         try:
-            async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
-                error = await future
+            async with asyncio.timeout(timeout + _REPORT_SLACK_SECONDS):
+                error, persistence = await future
         except TimeoutError:
-            raise KafkaError(f"the broker did not acknowledge the request within {timeout:g} s") from None
+            raise ProduceUncertain(f"no delivery report from Kafka within {timeout:g} s") from None
         finally:
             self._deliveries.pop(delivery_id, None)
-        if error is not None:
-            raise KafkaError(f"the request could not be written to Kafka: {error}")
+        if error is None or persistence == "persisted":
+            return
+        if persistence == "not_persisted":
+            raise NotProduced(f"the request was not written to Kafka: {error}")
+        raise ProduceUncertain(f"the request may or may not have been written to Kafka: {error}")
 
-    def _resolve(self, reports: list[tuple[int, str | None]]) -> None:
-        for delivery_id, error in reports:
+    def _resolve(self, reports: list[tuple[int, str | None, str]]) -> None:
+        for delivery_id, error, persistence in reports:
             future = self._deliveries.pop(delivery_id, None)
             if future is not None and not future.done():
-                future.set_result(error)
+                future.set_result((error, persistence))
 
     def _deliveries_loop(self) -> None:
         producer = self._producer
@@ -222,13 +255,19 @@ class KafkaBridge:
 
     def subscribe(self, request_id: str) -> ResponseSubscription:
         """Collects the responses of ``request_id`` from now on, until the subscription's
-        ``close()`` (call on the event loop, before producing the request)."""
+        ``close()`` (call on the event loop, before producing the request).
+        Several subscriptions may follow one id (a retried call joining its first attempt)."""
         subscription = ResponseSubscription(self, request_id)
-        self._subscriptions[request_id] = subscription
+        self._subscriptions.setdefault(request_id, []).append(subscription)
         return subscription
 
     def _unsubscribe(self, subscription: ResponseSubscription) -> None:
-        if self._subscriptions.get(subscription.request_id) is subscription:
+        subscriptions = self._subscriptions.get(subscription.request_id)
+        if subscriptions is None:
+            return
+        with contextlib.suppress(ValueError):
+            subscriptions.remove(subscription)
+        if not subscriptions:
             del self._subscriptions[subscription.request_id]
 
     @property
@@ -237,8 +276,7 @@ class KafkaBridge:
 
     def _dispatch(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
         for request_id, message in batch:
-            subscription = self._subscriptions.get(request_id)
-            if subscription is not None:
+            for subscription in self._subscriptions.get(request_id, ()):
                 subscription._deliver(message)
 
     def _responses_loop(self) -> None:

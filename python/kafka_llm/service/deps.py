@@ -6,10 +6,11 @@ import asyncio
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import HTTPConnection
 
 from kafka_llm.service.errors import ServiceError
-from kafka_llm.service.gateway import Gateway
+from kafka_llm.service.gateway import CURRENT_RETRY, Gateway, RetryIdentity
 from kafka_llm.service.keystore import ApiKey
 
 __all__ = ["CallerDep", "GatewayDep", "authenticate", "gateway_of", "get_gateway"]
@@ -48,7 +49,14 @@ async def check_key(gateway: Gateway, authorization: str | None) -> ApiKey | Non
         )
     known, key = gateway.keys.cached(token)
     if not known:
-        key = await asyncio.to_thread(gateway.keys.verify, token)  # database I/O: never on the loop
+        try:
+            key = await asyncio.to_thread(gateway.keys.verify, token)  # database I/O: never on the loop
+        except SQLAlchemyError as e:
+            raise ServiceError(
+                503,
+                f"the API key database is unavailable ({type(e).__name__}): try again later",
+                code="database_unavailable",
+            ) from None
     if key is None:
         raise ServiceError(401, "invalid API key", code="invalid_api_key", headers=challenge)
     if key.revoked:
@@ -57,6 +65,8 @@ async def check_key(gateway: Gateway, authorization: str | None) -> ApiKey | Non
 
 
 async def authenticate(request: Request, gateway: GatewayDep) -> ApiKey | None:
+    # The call's retry identity, for the gateway (same task and context as the route).
+    CURRENT_RETRY.set(RetryIdentity.from_headers(request.headers))
     return await check_key(gateway, request.headers.get("authorization"))
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kafka_llm.errors import ConfigError, KafkaError, KafkaLlmError, RedisError
@@ -97,7 +98,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KafkaLlmError)
     async def _core_error(_request: Request, exc: KafkaLlmError) -> JSONResponse:
         status = core_error_status(exc)
+        if isinstance(exc, RedisError):  # before anything was produced: safe to retry
+            body = error_body(status, f"Redis is unavailable: {exc}", code="redis_unavailable")
+            return JSONResponse(body, status_code=status)
         return JSONResponse(error_body(status, str(exc)), status_code=status)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database_error(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        message = f"the database is unavailable ({type(exc).__name__}): try again later"
+        return JSONResponse(error_body(503, message, code="database_unavailable"), status_code=503)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

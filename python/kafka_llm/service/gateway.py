@@ -5,7 +5,9 @@ response topic (docs/formats.md). Routes stay thin; this holds the flow."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import fnmatch
+import hashlib
 import json
 import logging
 import time
@@ -21,16 +23,25 @@ from sqlalchemy import Engine
 from kafka_llm.cancel import cancel_record, cancel_topic
 from kafka_llm.config import Config
 from kafka_llm.errors import ConfigError, KafkaLlmError
-from kafka_llm.service.bridge import KafkaBridge, ResponseSubscription
+from kafka_llm.service.bridge import KafkaBridge, NotProduced, ProduceUncertain, ResponseSubscription
 from kafka_llm.service.errors import ServiceError, core_error_status, error_body
 from kafka_llm.service.keystore import ApiKey, InferenceLogWriter, KeyStore, LogEntry
-from kafka_llm.service.metrics import ServiceMetrics
+from kafka_llm.service.limits import max_body_bytes, max_envelope_bytes
+from kafka_llm.service.metrics import ServiceMetrics, model_label
 from kafka_llm.service.settings import ServiceSettings
-from kafka_llm.service.stores import ResponseCache, ResultStore, cache_key
+from kafka_llm.service.stores import ResponseCache, ResultStore, RetryStore, cache_key
 from kafka_llm.service.streaming import AnthropicToOpenAIChunks, assemble_body, chunks_from_body, output_text
 from kafka_llm.service.tracing import Tracing
 
-__all__ = ["DISCONNECT_REASON", "FINAL_STATUSES", "Answer", "Gateway", "StreamStart"]
+__all__ = [
+    "CURRENT_RETRY",
+    "DISCONNECT_REASON",
+    "FINAL_STATUSES",
+    "Answer",
+    "Gateway",
+    "RetryIdentity",
+    "StreamStart",
+]
 
 logger = logging.getLogger("kafka_llm.service")
 
@@ -40,6 +51,55 @@ FINAL_STATUSES = ("done", "error", "cancelled")
 DISCONNECT_REASON = "client disconnected"
 #: How long the service's shutdown waits for cancel records still being produced.
 _BACKGROUND_DRAIN_SECONDS = 5.0
+#: ``/process`` requests whose outcome the service waits for at once, to log it; beyond, a request
+#: is logged as accepted only.
+MAX_OUTCOME_WATCHES = 10_000
+#: The most of a request or response body the inference log keeps (KAFKA_LLM_LOG_BODIES=true).
+LOG_BODY_LIMIT_BYTES = 16_384
+
+
+@dataclass(frozen=True)
+class RetryIdentity:
+    """What an HTTP call says about being a retry: its ``Idempotency-Key``, and the retry count an
+    OpenAI SDK client sends (``X-Stainless-Retry-Count``: 0 on the first attempt). The SDK sends no
+    idempotency header (its ``_idempotency_header`` is None), so its retries are recognized as the
+    same API key sending the same call again with a count above 0."""
+
+    idempotency_key: str | None = None
+    retry_count: int | None = None
+
+    @classmethod
+    def from_headers(cls, headers: Any) -> RetryIdentity:
+        key = (headers.get("idempotency-key") or "").strip() or None
+        count: int | None = None
+        raw = headers.get("x-stainless-retry-count")
+        if raw is not None:
+            try:
+                count = max(int(raw), 0)
+            except ValueError:
+                count = None
+        return cls(key[:200] if key else None, count)
+
+    @property
+    def retryable(self) -> bool:
+        return self.idempotency_key is not None or self.retry_count is not None
+
+
+#: The retry identity of the HTTP call being served (set by ``deps.authenticate``; a WebSocket
+#: message has none).
+CURRENT_RETRY: contextvars.ContextVar[RetryIdentity | None] = contextvars.ContextVar(
+    "kafka_llm_retry", default=None
+)
+_NO_RETRY = RetryIdentity()
+
+
+@dataclass
+class _Claim:
+    """What made a request joinable (forgotten again when it was certainly not produced)."""
+
+    scope: str
+    kind: str  # "key" (Idempotency-Key) or "call" (an SDK's first attempt)
+    name: str
 
 
 @dataclass
@@ -82,6 +142,7 @@ class _Call:
     key: ApiKey | None
     stream: bool
     started: float
+    retryable: bool = False
 
 
 class Gateway:
@@ -110,6 +171,7 @@ class Gateway:
         self.tracing = tracing
         self.results = ResultStore(redis, config.redis_key_prefix, config.result_ttl_ms)
         self.cache = ResponseCache(redis, config.redis_key_prefix, settings.cache_ttl_seconds)
+        self.retries = RetryStore(redis, config.redis_key_prefix, config.result_ttl_ms)
         self.request_topic = config.streams[0].requests_topic
         self.cancel_topic: str | None
         try:
@@ -118,7 +180,13 @@ class Gateway:
         except ConfigError as e:
             self.cancel_topic, self._no_cancel_topic = None, str(e)
         self._background: set[asyncio.Task[None]] = set()
-        self.max_body_bytes = settings.max_body_bytes or config.max_request_bytes
+        # /process requests waiting for their outcome (to log it), by request id.
+        self._watches: dict[str, asyncio.Task[None]] = {}
+        self.watch_seconds = config.result_ttl_ms / 1000
+        # The largest request envelope (maxRequestBytes, or what the producer's message.max.bytes
+        # leaves for a record's value) and body (at most that): service/limits.py.
+        self.max_envelope_bytes = max_envelope_bytes(config.max_request_bytes, config.kafka)
+        self.max_body_bytes = max_body_bytes(config.max_request_bytes, config.kafka, settings.max_body_bytes)
         self.response_timeout = settings.response_timeout_seconds or (
             config.retry.get("request_timeout_ms", 120_000) / 1000 + 10
         )
@@ -171,25 +239,38 @@ class Gateway:
         A cache hit is stored as a done result at once, without Kafka."""
         self.authorize(key, model)
         provider_name = self.route(provider, model)
-        call = _Call("/process", provider_name, model, key, False, time.monotonic())
-        request_id = uuid.uuid4().hex
+        call = self._call("/process", provider_name, model, key, False)
+        request_id, claim, joined = await self._begin(call, [body, metadata], uuid.uuid4().hex)
+        if joined:  # a retry: the first attempt's request id, nothing produced
+            self._finish(call, request_id, 202, "accepted", None, request=body)
+            return request_id
         hit = await self._cache_get(provider_name, "/v1/chat/completions", body)
         if hit is not None:
-            await self.results.put_done(request_id, provider_name, model, hit, output_text(hit))
-            self._finish(call, request_id, 200, "cached", hit.get("usage"), cached=True)
+            await self.results.put_done(request_id, provider_name, model, hit, output_text(hit), _owner(key))
+            self._finish(
+                call, request_id, 200, "cached", hit.get("usage"), cached=True, request=body, response=hit
+            )
             return request_id
         envelope = self._envelope(request_id, "/v1/chat/completions", body, provider_name, key, metadata)
+        watch = self._watch(request_id)  # before producing: the answer may come at once
         try:
-            await self.results.put_pending(request_id, provider_name, model)
-            await self._produce(request_id, envelope)
-        except KafkaLlmError as e:
-            self._failed(call, request_id, e)
+            await self.results.put_pending(request_id, provider_name, model, _owner(key))
+            await self._produce_request(request_id, envelope, claim)
+        except BaseException as e:
+            if watch is not None:
+                watch.close()
+            if isinstance(e, KafkaLlmError | ServiceError):
+                self._failed(call, request_id, e)
             raise
-        self._finish(call, request_id, 202, "accepted", None)
+        self._finish(call, request_id, 202, "accepted", None, request=body)
+        if watch is not None:
+            self._log_outcome_later(call, request_id, watch)
         return request_id
 
-    async def result(self, request_id: str) -> dict[str, Any]:
-        record = await self._record(request_id)
+    async def result(self, request_id: str, key: ApiKey | None = None) -> dict[str, Any]:
+        """The request's state; 404 when unknown, expired or created by another key (an admin
+        key sees all)."""
+        record = await self._record(request_id, key)
         status = record.get("status")
         if status == "done":
             return {
@@ -205,12 +286,12 @@ class Gateway:
             return {"status": "cancelled", "error": _error_text(record, "cancelled")}
         return {"status": "pending"}
 
-    async def cancel(self, request_id: str, reason: str) -> dict[str, Any]:
+    async def cancel(self, request_id: str, reason: str, key: ApiKey | None = None) -> dict[str, Any]:
         """Produces the cancel record of a request that is not finished and returns once the
         broker has it. 501 without a cancel topic, 404 for an unknown id, 409 when finished."""
         if self.cancel_topic is None:
             raise ServiceError(501, self._no_cancel_topic, code="cancel_not_configured")
-        record = await self._record(request_id)
+        record = await self._record(request_id, key)
         status = record.get("status")
         if status in FINAL_STATUSES:
             raise ServiceError(
@@ -221,8 +302,10 @@ class Gateway:
         await self._produce_cancel(request_id, reason)
         return {"request_id": request_id, "status": "cancelling"}
 
-    async def _record(self, request_id: str) -> dict[str, Any]:
-        record = await self.results.get(request_id)
+    async def _record(self, request_id: str, key: ApiKey | None) -> dict[str, Any]:
+        record, owner = await self.results.get_owned(request_id)
+        if key is not None and not key.admin and owner is not None and owner != key.id:
+            record = None  # another key's request: answered as unknown, never revealed
         if record is None:
             raise ServiceError(
                 404, f"no result for request {request_id!r} (unknown or expired)", code="not_found"
@@ -238,17 +321,24 @@ class Gateway:
         model = str(body["model"])
         self.authorize(key, model)
         provider_name = self.route(provider, model)
-        call = _Call(endpoint, provider_name, model, key, False, time.monotonic())
-        hit = await self._cache_get(provider_name, endpoint, body)
-        request_id = uuid.uuid4().hex
+        call = self._call(endpoint, provider_name, model, key, False)
+        request_id, claim, joined = await self._begin(call, body, uuid.uuid4().hex)
+        hit = None if joined else await self._cache_get(provider_name, endpoint, body)
         if hit is not None:
-            self._finish(call, request_id, 200, "cached", hit.get("usage"), cached=True)
+            self._finish(
+                call, request_id, 200, "cached", hit.get("usage"), cached=True, request=body, response=hit
+            )
             return Answer(200, hit, request_id, cached=True)
         envelope = self._envelope(request_id, endpoint, body, provider_name, key, None)
         try:
-            with self.bridge.subscribe(request_id) as subscription:
-                await self._produce(request_id, envelope)
-                message = await self._next(subscription, request_id)
+            if joined:  # a retry: the first attempt's answer, nothing produced
+                message = await self._await_final(request_id)
+            else:
+                # The pending record first: a Redis failure is a 503 with nothing produced.
+                await self.results.put_pending(request_id, provider_name, model, _owner(key))
+                with self.bridge.subscribe(request_id) as subscription:
+                    await self._produce_request(request_id, envelope, claim)
+                    message = await self._next(subscription, request_id)
         except (ServiceError, KafkaLlmError) as e:
             self._failed(call, request_id, e)
             raise
@@ -264,7 +354,8 @@ class Gateway:
             answer = {"result": answer}
         if status == 200:
             await self._cache_put(provider_name, endpoint, body, answer)
-        self._finish(call, request_id, status, "ok" if status < 400 else "error", answer.get("usage"))
+        outcome = "ok" if status < 400 else "error"
+        self._finish(call, request_id, status, outcome, answer.get("usage"), request=body, response=answer)
         return Answer(status, answer, request_id)
 
     async def start_stream(
@@ -275,17 +366,26 @@ class Gateway:
         model = str(body["model"])
         self.authorize(key, model)
         provider_name = self.route(provider, model)
-        call = _Call(endpoint, provider_name, model, key, True, time.monotonic())
-        request_id = uuid.uuid4().hex
+        call = self._call(endpoint, provider_name, model, key, True)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        request_id, claim, joined = await self._begin(call, body, uuid.uuid4().hex)
+        if joined:
+            return await self._joined_stream(call, request_id, include_usage, body)
         hit = await self._cache_get(provider_name, endpoint, body)
         if hit is not None:
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._finish(call, request_id, 200, "cached", hit.get("usage"), cached=True)
+            self._finish(
+                call, request_id, 200, "cached", hit.get("usage"), cached=True, request=body, response=hit
+            )
             return StreamStart(request_id, _replay(chunks_from_body(hit, include_usage), hit), cached=True)
         envelope = self._envelope(request_id, endpoint, body, provider_name, key, None)
+        try:
+            await self.results.put_pending(request_id, provider_name, model, _owner(key))
+        except KafkaLlmError as e:
+            self._failed(call, request_id, e)
+            raise
         subscription = self.bridge.subscribe(request_id)
         try:
-            await self._produce(request_id, envelope)
+            await self._produce_request(request_id, envelope, claim)
             first = await self._next(subscription, request_id)
         except BaseException as e:
             subscription.close()
@@ -303,7 +403,8 @@ class Gateway:
                 answer = {"error": first["error"]}
             else:
                 answer = error_body(status, "the stream ended before its first token")
-            self._finish(call, request_id, status, "ok" if status < 400 else "error", first.get("usage"))
+            outcome = "ok" if status < 400 else "error"
+            self._finish(call, request_id, status, outcome, first.get("usage"), request=body, response=answer)
             return Answer(status, answer, request_id)
         self.metrics.time_to_first_token.observe(time.monotonic() - call.started)
 
@@ -313,7 +414,6 @@ class Gateway:
             if self._providers[provider_name].kind == "anthropic" and endpoint == "/v1/chat/completions"
             else None
         )
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         ended = False
 
         def end(status: int, outcome: str, usage: Any) -> None:
@@ -325,7 +425,7 @@ class Gateway:
             if outcome == "cancelled":
                 self._left(call, request_id)
             else:
-                self._finish(call, request_id, status, outcome, usage)
+                self._finish(call, request_id, status, outcome, usage, request=body)
 
         async def relay() -> AsyncGenerator[dict[str, Any], None]:
             chunks: list[dict[str, Any]] = []
@@ -365,8 +465,113 @@ class Gateway:
     async def aclose(self) -> None:
         """Waits (a few seconds at most) for the cancel records still being produced; call
         before the Kafka bridge closes."""
+        for watch in list(self._watches.values()):
+            watch.cancel()
         if self._background:
             await asyncio.wait(set(self._background), timeout=_BACKGROUND_DRAIN_SECONDS)
+
+    # --- retries: joining the first attempt's request -------------------------------------------
+
+    def _call(self, endpoint: str, provider: str, model: str, key: ApiKey | None, stream: bool) -> _Call:
+        retryable = (CURRENT_RETRY.get() or _NO_RETRY).retryable
+        return _Call(endpoint, provider, model, key, stream, time.monotonic(), retryable)
+
+    async def _begin(self, call: _Call, what: Any, request_id: str) -> tuple[str, _Claim | None, bool]:
+        """``(request id, claim, joined)``: with an ``Idempotency-Key`` already used by this API
+        key, or an OpenAI SDK retry of a call this key just made, the first attempt's request id
+        and True (nothing is to be produced); else ``request_id``, recorded so that retries join
+        it. Raises RedisError (a 503, nothing produced) when Redis fails."""
+        identity = CURRENT_RETRY.get() or _NO_RETRY
+        scope = call.key.id if call.key is not None else "-"
+        if identity.idempotency_key is not None:
+            first = await self.retries.claim(scope, identity.idempotency_key, request_id)
+            if first is not None:
+                await self.retries.mark_joined(first)
+                return first, None, True
+            return request_id, _Claim(scope, "key", identity.idempotency_key), False
+        if identity.retry_count is not None:
+            canonical = json.dumps(
+                [call.provider, call.endpoint, what], sort_keys=True, separators=(",", ":")
+            )
+            fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
+            if identity.retry_count > 0:
+                first = await self.retries.last(scope, fingerprint)
+                if first is not None:
+                    await self.retries.mark_joined(first)
+                    return first, None, True
+            await self.retries.remember(scope, fingerprint, request_id)
+            return request_id, _Claim(scope, "call", fingerprint), False
+        return request_id, None, False
+
+    async def _produce_request(self, request_id: str, envelope: bytes, claim: _Claim | None) -> None:
+        """Produces the request record. A record certainly not on the broker is a 503 (its
+        pending result and retry claim forgotten, so a retry produces it anew); one that may be
+        there is a 504 naming the request id (a retry joins it)."""
+        try:
+            await self._produce(request_id, envelope)
+        except NotProduced as e:
+            try:
+                await self.results.drop_pending(request_id)
+                if claim is not None:
+                    await self.retries.release(claim.scope, claim.kind, claim.name, request_id)
+            except KafkaLlmError as cleanup:
+                logger.warning("request %s: not produced, and forgetting it failed: %s", request_id, cleanup)
+            raise ServiceError(
+                503,
+                f"Kafka is unavailable: {e}. The request was not produced and will not run: safe to retry",
+                code="not_produced",
+            ) from None
+        except ProduceUncertain as e:
+            raise ServiceError(
+                504,
+                f"Kafka did not confirm request {request_id} ({e}): it may still run. "
+                f"GET /result/{request_id} tells; a retry with the same Idempotency-Key joins it",
+                code="produce_uncertain",
+                headers={"x-request-id": request_id},
+            ) from None
+
+    async def _await_final(self, request_id: str) -> dict[str, Any]:
+        """The final response of a request another call produced: from its result record in
+        Redis when finished, else from the response topic (up to the response timeout; Redis is
+        asked again every second, as the response may have passed before this subscription)."""
+        with self.bridge.subscribe(request_id) as subscription:
+            deadline = time.monotonic() + self.response_timeout
+            while True:
+                record = await self.results.get(request_id)
+                if record is not None and record.get("status") in FINAL_STATUSES:
+                    return _final_of(record)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return await self._next(subscription, request_id)  # raises the 504 at once
+                try:
+                    message = await subscription.next(min(remaining, 1.0))
+                except TimeoutError:
+                    continue
+                if "chunk" not in message:
+                    return message
+
+    async def _joined_stream(
+        self, call: _Call, request_id: str, include_usage: bool, body: dict[str, Any]
+    ) -> Answer | StreamStart:
+        """A retried streamed call: the first attempt's answer, replayed as chunks once it is
+        complete (its earlier frames have passed)."""
+        try:
+            final = await self._await_final(request_id)
+            answer = final.get("body")
+            if not isinstance(answer, dict):
+                record = await self.results.get(request_id)
+                answer = record.get("body") if record is not None else None
+        except (ServiceError, KafkaLlmError) as e:
+            self._failed(call, request_id, e)
+            raise
+        status = int(final.get("status_code") or 502)
+        if not isinstance(answer, dict):
+            answer = {"error": final["error"]} if final.get("error") else error_body(status, "no answer body")
+        if status != 200 or not answer.get("choices"):
+            self._finish(call, request_id, status, "ok" if status < 400 else "error", answer.get("usage"))
+            return Answer(status, answer, request_id)
+        self._finish(call, request_id, 200, "ok", answer.get("usage"), request=body, response=answer)
+        return StreamStart(request_id, _replay(chunks_from_body(answer, include_usage), answer))
 
     # --- internals ------------------------------------------------------------------------------
 
@@ -390,11 +595,11 @@ class Gateway:
         if metadata is not None:
             envelope = {"metadata": metadata, **envelope}
         value = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
-        if len(value) > self.config.max_request_bytes:
+        if len(value) > self.max_envelope_bytes:
             raise ServiceError(
                 413,
                 f"the request is {len(value)} bytes as a Kafka record; "
-                f"the limit is {self.config.max_request_bytes}",
+                f"the limit is {self.max_envelope_bytes}",
                 code="request_too_large",
             )
         return value
@@ -425,7 +630,7 @@ class Gateway:
             },
         ):
             headers = self.tracing.kafka_headers()
-            await self.bridge.produce(topic, value, key, headers, self.settings.produce_timeout_seconds)
+            await self.bridge.produce(topic, value, key, headers)
 
     def _left(self, call: _Call, request_id: str) -> None:
         """The client went away before the answer ended: count it, and tell the workers to stop
@@ -433,17 +638,25 @@ class Gateway:
         self._finish(call, request_id, 499, "cancelled", None)
         if self.cancel_topic is None:
             return
+        delay = self.settings.retry_grace_seconds if call.retryable else 0.0
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # a stream finalized after its loop stopped: nothing can be sent
             logger.warning("request %s: its client left after the service stopped; not cancelled", request_id)
             return
-        task = loop.create_task(self._cancel_in_background(request_id))
+        task = loop.create_task(self._cancel_in_background(request_id, delay))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _cancel_in_background(self, request_id: str) -> None:
+    async def _cancel_in_background(self, request_id: str, delay: float = 0.0) -> None:
+        """The cancel record of a call whose client left. A retryable call's client may be about
+        to retry (an SDK timing out): its cancel waits ``delay`` s and is dropped when a retry
+        joined the request meanwhile."""
         try:
+            if delay > 0:
+                await asyncio.sleep(delay)
+                if await self.retries.joined(request_id):
+                    return
             await self._produce_cancel(request_id, DISCONNECT_REASON)
         except KafkaLlmError as e:
             logger.warning("request %s: its client left, but the cancel record failed: %s", request_id, e)
@@ -475,6 +688,11 @@ class Gateway:
         status = error.status_code if isinstance(error, ServiceError) else core_error_status(error)
         self._finish(call, request_id, status, "timeout" if status == 504 else "error", None)
 
+    def _model_label(self, call: _Call) -> str:
+        """The metrics' ``model`` label: bounded by the serving provider's ``models``."""
+        spec = self._providers.get(call.provider)
+        return model_label(spec.models if spec is not None else (), call.model)
+
     def _finish(
         self,
         call: _Call,
@@ -484,12 +702,15 @@ class Gateway:
         usage: Any,
         *,
         cached: bool = False,
+        request: Any = None,
+        response: Any = None,
     ) -> None:
         elapsed = time.monotonic() - call.started
-        self.metrics.requests.labels(str(call.stream).lower(), call.provider, call.model, outcome).inc()
+        model = self._model_label(call)
+        self.metrics.requests.labels(str(call.stream).lower(), call.provider, model, outcome).inc()
         if outcome in ("ok", "error", "cached"):
             self.metrics.end_to_end.observe(elapsed)
-        self.metrics.count_tokens(call.provider, call.model, usage)
+        self.metrics.count_tokens(call.provider, model, usage)
         usage = usage if isinstance(usage, dict) else {}
         self.log.write(
             LogEntry(
@@ -505,8 +726,89 @@ class Gateway:
                 cached=cached,
                 prompt_tokens=_int_or_none(usage.get("prompt_tokens")),
                 completion_tokens=_int_or_none(usage.get("completion_tokens")),
+                request_body=self._body(request),
+                response_body=self._body(response),
             )
         )
+
+    # --- the outcome of /process requests, for the inference log ----------------------------------
+
+    def _watch(self, request_id: str) -> ResponseSubscription | None:
+        """A subscription to the responses of a /process request, or None when
+        MAX_OUTCOME_WATCHES requests are watched already (it is then logged as accepted only)."""
+        if len(self._watches) >= MAX_OUTCOME_WATCHES:
+            return None
+        return self.bridge.subscribe(request_id)
+
+    def _log_outcome_later(self, call: _Call, request_id: str, subscription: ResponseSubscription) -> None:
+        task = asyncio.get_running_loop().create_task(self._log_outcome(call, request_id, subscription))
+        self._watches[request_id] = task
+        task.add_done_callback(lambda _: self._watches.pop(request_id, None))
+
+    async def _log_outcome(self, call: _Call, request_id: str, subscription: ResponseSubscription) -> None:
+        """Waits (up to the result's lifetime) for the worker's response to a /process request and
+        logs its outcome; without one in time, the result record in Redis may still have it."""
+        message: dict[str, Any] | None = None
+        deadline = time.monotonic() + self.watch_seconds
+        try:
+            while message is None or "chunk" in message:
+                message = await subscription.next(max(deadline - time.monotonic(), 0.001))
+        except TimeoutError:
+            message = None
+        finally:
+            subscription.close()
+        if message is None:
+            try:
+                record = await self.results.get(request_id)
+            except KafkaLlmError:
+                record = None
+            if record is None or record.get("status") not in FINAL_STATUSES:
+                return
+            message = {"status_code": record.get("status_code"), "body": record.get("body")}
+            if record.get("body") is None:
+                message["body"] = {"error": record.get("error"), "usage": record.get("usage")}
+        status_code = _int_or_none(message.get("status_code")) or 502
+        answer = message.get("body")
+        usage = answer.get("usage") if isinstance(answer, dict) else message.get("usage")
+        status = "done" if status_code < 400 else "cancelled" if status_code == 499 else "error"
+        elapsed = time.monotonic() - call.started
+        self.metrics.end_to_end.observe(elapsed)
+        self.metrics.count_tokens(call.provider, self._model_label(call), usage)
+        usage = usage if isinstance(usage, dict) else {}
+        self.log.write(
+            LogEntry(
+                key_id=call.key.id if call.key else None,
+                request_id=request_id,
+                endpoint=call.endpoint,
+                provider=call.provider,
+                model=call.model,
+                status_code=status_code,
+                status=status,
+                latency_ms=elapsed * 1000,
+                prompt_tokens=_int_or_none(usage.get("prompt_tokens")),
+                completion_tokens=_int_or_none(usage.get("completion_tokens")),
+                response_body=self._body(answer if answer is not None else message.get("error")),
+            )
+        )
+
+    def _body(self, body: Any) -> str | None:
+        """What the inference log keeps of a body: nothing unless KAFKA_LLM_LOG_BODIES=true."""
+        return _body_text(body) if self.settings.log_bodies else None
+
+
+def _owner(key: ApiKey | None) -> str | None:
+    return key.id if key is not None else None
+
+
+def _final_of(record: dict[str, Any]) -> dict[str, Any]:
+    """A finished result record as the final response envelope it stands for."""
+    status = record.get("status")
+    default = 200 if status == "done" else 499 if status == "cancelled" else 502
+    status_code = _int_or_none(record.get("status_code")) or default
+    body = record.get("body")
+    if not isinstance(body, dict):
+        body = error_body(status_code, _error_text(record, f"request {status}"))
+    return {"status_code": status_code, "body": body, "usage": record.get("usage")}
 
 
 def _error_text(record: dict[str, Any], default: str) -> str:
@@ -515,6 +817,18 @@ def _error_text(record: dict[str, Any], default: str) -> str:
     if isinstance(error, dict):
         error = error.get("message")
     return str(error or default)
+
+
+def _body_text(body: Any) -> str | None:
+    """A body as the inference log keeps it: compact JSON, cut to LOG_BODY_LIMIT_BYTES of UTF-8
+    (then ending with ``…[truncated]``)."""
+    if body is None:
+        return None
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
+    data = text.encode()
+    if len(data) <= LOG_BODY_LIMIT_BYTES:
+        return text
+    return data[:LOG_BODY_LIMIT_BYTES].decode("utf-8", "ignore") + "…[truncated]"
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import hmac
-import queue
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,9 +28,11 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    Text,
     create_engine,
     event,
     insert,
+    inspect,
     select,
     text,
     update,
@@ -65,6 +67,9 @@ class ApiKeyRow(_Base):
     models: Mapped[str] = mapped_column(String(2000), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Added after the first release, nullable so that _add_missing_columns() adds it to older
+    # databases: their keys read NULL, which is "not admin".
+    admin: Mapped[bool | None] = mapped_column(Boolean, nullable=True, default=False)
 
 
 class InferenceLog(_Base):
@@ -86,6 +91,10 @@ class InferenceLog(_Base):
     prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     latency_ms: Mapped[float] = mapped_column(Float)
+    # Added after the first release: nullable, added to an existing table at start (make_engine).
+    # The request and response bodies, kept only with KAFKA_LLM_LOG_BODIES=true (truncated).
+    request_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 def make_engine(database_url: str) -> Engine:
@@ -103,7 +112,8 @@ def make_engine(database_url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        # A bounded connect: an unreachable database fails a key check in seconds (a 503), not minutes.
+        engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
     for attempt in range(3):
         try:
             _Base.metadata.create_all(engine)
@@ -114,7 +124,28 @@ def make_engine(database_url: str) -> Engine:
             if attempt == 2:
                 raise
             time.sleep(0.2)
+    _add_missing_columns(engine)
     return engine
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Brings a database made by an older version up to date: every nullable column the tables
+    declare but the database lacks is added (``ALTER TABLE ... ADD COLUMN``, no default, so old
+    rows read NULL). Anything else about an existing table is left alone. Processes starting at
+    once may race: a failed ADD is fine when the column is there afterwards."""
+    for table in _Base.metadata.sorted_tables:
+        present = {c["name"] for c in inspect(engine).get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present or not column.nullable:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            statement = f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(statement))
+            except DatabaseError:
+                if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                    raise
 
 
 @dataclass(frozen=True)
@@ -126,6 +157,8 @@ class ApiKey:
     models: tuple[str, ...]
     created_at: datetime
     revoked_at: datetime | None
+    #: An admin key reads and cancels every key's results; other keys only their own.
+    admin: bool = False
 
     @property
     def revoked(self) -> bool:
@@ -141,6 +174,7 @@ class ApiKey:
             "models": list(self.models),
             "created_at": self.created_at.isoformat(),
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "admin": self.admin,
         }
 
 
@@ -158,8 +192,9 @@ class KeyStore:
     def _hash(self, salt: str, secret: str) -> str:
         return hmac.new(self._pepper, bytes.fromhex(salt) + secret.encode(), hashlib.sha256).hexdigest()
 
-    def create(self, name: str, models: Sequence[str] = ()) -> tuple[str, ApiKey]:
-        """A new key: returns the full token (shown once) and its stored description."""
+    def create(self, name: str, models: Sequence[str] = (), *, admin: bool = False) -> tuple[str, ApiKey]:
+        """A new key: returns the full token (shown once) and its stored description. An ``admin``
+        key may read and cancel the results of every key."""
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_hex(16)
@@ -174,9 +209,10 @@ class KeyStore:
                     models=",".join(models),
                     created_at=now,
                     revoked_at=None,
+                    admin=admin,
                 )
             )
-        return f"{_KEY_PREFIX}_{key_id}_{secret}", ApiKey(key_id, name, tuple(models), now, None)
+        return f"{_KEY_PREFIX}_{key_id}_{secret}", ApiKey(key_id, name, tuple(models), now, None, admin)
 
     def list(self) -> list[ApiKey]:
         with self._engine.connect() as conn:
@@ -242,12 +278,15 @@ class KeyStore:
             models=tuple(m for m in row.models.split(",") if m),
             created_at=created if created.tzinfo else created.replace(tzinfo=UTC),
             revoked_at=revoked if revoked is None or revoked.tzinfo else revoked.replace(tzinfo=UTC),
+            admin=bool(row.admin),
         )
 
 
 @dataclass(frozen=True)
 class LogEntry:
-    """One inference log row (one per request the service answered or accepted)."""
+    """One inference log row: one per request the service answered, and two per ``/process``
+    request: ``accepted`` (202), then its outcome (``done``, ``error``, ``cancelled``) when the
+    worker's response arrives. The bodies are set only with ``KAFKA_LLM_LOG_BODIES=true``."""
 
     key_id: str | None
     request_id: str
@@ -261,59 +300,116 @@ class LogEntry:
     cached: bool = False
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    request_body: str | None = None
+    response_body: str | None = None
 
 
 class InferenceLogWriter:
     """Writes log rows in batches from its own thread, so a request never waits for the database.
-    ``close()`` (or leaving the ``with`` block) writes what is queued and joins the thread."""
 
-    def __init__(self, engine: Engine, batch: int = 500, interval: float = 0.2) -> None:
+    While the database is unreachable, rows wait in a bounded buffer (``capacity`` rows) and the
+    batch is retried with a growing pause (up to ``retry_max`` s); a row that finds the buffer full
+    is dropped and counted (``dropped``, and ``on_drop`` — the service's
+    ``kafka_llm_log_rows_dropped_total``). ``close()`` makes one last attempt to write what is
+    buffered, counts what is left as dropped and joins the thread."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        batch: int = 500,
+        interval: float = 0.2,
+        *,
+        capacity: int = 10_000,
+        retry_max: float = 5.0,
+        on_drop: Callable[[int], None] | None = None,
+    ) -> None:
         self._engine = engine
         self._batch = batch
         self._interval = interval
-        self._queue: queue.SimpleQueue[LogEntry | None] = queue.SimpleQueue()
+        self._capacity = capacity
+        self._retry_max = retry_max
+        self._on_drop = on_drop
+        self._rows: deque[dict[str, Any]] = deque()
+        self._lock = threading.Condition()
+        self._stopping = False
+        #: Batches the database refused (each is retried); rows dropped for good.
+        self.failures = 0
+        self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="kafka-llm-inference-log", daemon=True)
         self._thread.start()
-        self.failures = 0
+
+    @property
+    def buffered(self) -> int:
+        """Rows waiting to be written."""
+        with self._lock:
+            return len(self._rows)
 
     def write(self, entry: LogEntry) -> None:
-        self._queue.put(entry)
+        row = self._row(entry)
+        with self._lock:
+            if len(self._rows) >= self._capacity:
+                self._drop(1)
+                return
+            self._rows.append(row)
+            self._lock.notify()
 
     def close(self) -> None:
+        with self._lock:
+            self._stopping = True
+            self._lock.notify()
         if self._thread.is_alive():
-            self._queue.put(None)
             self._thread.join(timeout=30)
 
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            rows: list[dict[str, Any]] = []
-            try:
-                first = self._queue.get(timeout=self._interval)
-            except queue.Empty:
-                continue
-            if first is None:
-                stopping = True
-            else:
-                rows.append(self._row(first))
-            while len(rows) < self._batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    continue
-                rows.append(self._row(item))
-            if rows:
-                self._insert(rows)
+    def _drop(self, count: int) -> None:
+        self.dropped += count
+        if self._on_drop is not None:
+            self._on_drop(count)
 
-    def _insert(self, rows: list[dict[str, Any]]) -> None:
+    def _run(self) -> None:
+        pause = self._interval
+        while True:
+            with self._lock:
+                while not self._rows and not self._stopping:
+                    self._lock.wait(self._interval)
+                if self._stopping:
+                    break
+            batch = self._peek()
+            if self._insert(batch):
+                self._pop(len(batch))
+                pause = self._interval
+                continue
+            # The database is down: keep the rows and wait (woken early only by close()).
+            with self._lock:
+                if not self._stopping:
+                    self._lock.wait(pause)
+            pause = min(pause * 2, self._retry_max)
+        while batch := self._peek():  # closing: one last attempt at what is buffered
+            if not self._insert(batch):
+                break
+            self._pop(len(batch))
+        with self._lock:
+            left = len(self._rows)
+            self._rows.clear()
+        if left:
+            self._drop(left)
+
+    def _peek(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [self._rows[i] for i in range(min(self._batch, len(self._rows)))]
+
+    def _pop(self, count: int) -> None:
+        with self._lock:
+            for _ in range(count):
+                self._rows.popleft()
+
+    def _insert(self, rows: list[dict[str, Any]]) -> bool:
         try:
             with self._engine.begin() as conn:
                 conn.execute(insert(InferenceLog), rows)
-        except Exception:  # the log must never take the service down; failures are counted
-            self.failures += len(rows)
+        except Exception:  # the log must never take the service down: kept, retried, counted
+            self.failures += 1
+            return False
+        return True
 
     @staticmethod
     def _row(entry: LogEntry) -> dict[str, Any]:

@@ -43,10 +43,29 @@ class ServiceSettings(BaseSettings):
     produce_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
         default=10.0, description="how long a request waits for the broker to acknowledge it"
     )
+    redis_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=2.0,
+        description="connect and read timeout of the service's Redis calls (an unreachable Redis is a 503 "
+        "after at most this long)",
+    )
+    retry_grace_seconds: Annotated[float, Field(ge=0)] = Field(
+        default=10.0,
+        description="how long the cancel of a retryable call whose client left waits for the client's "
+        "retry to join the request (Idempotency-Key or an OpenAI client's retry) before it is sent",
+    )
+    log_buffer_rows: Annotated[int, Field(gt=0)] = Field(
+        default=10_000,
+        description="inference log rows kept in memory while the database is unreachable; beyond, rows "
+        "are dropped and counted (kafka_llm_log_rows_dropped_total)",
+    )
     otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP traces endpoint (also OTEL_EXPORTER_OTLP_ENDPOINT)"
     )
     service_name: str = Field(default="kafka-llm-api", description="service.name of the traces")
+    log_bodies: bool = Field(
+        default=False,
+        description="keep the request and response bodies in the inference log (JSON, each cut to 16 KiB)",
+    )
 
 
 @lru_cache

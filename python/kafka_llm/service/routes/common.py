@@ -12,13 +12,14 @@ _DESCRIPTIONS = {
     400: "Unknown provider, or a model no provider serves (nothing is produced)",
     401: "Missing, invalid or revoked API key",
     403: "The API key may not use this model",
-    404: "Unknown or expired request id",
+    404: "Unknown or expired request id, or one created by another API key",
     409: "The request already finished (done, error or cancelled): it cannot be cancelled",
     413: "The request body is larger than the limit",
     422: "Invalid body; the message names the field",
     501: "Cancellation is not configured: messaging.streams[0].cancelURL is not set",
-    503: "Kafka or Redis unreachable",
-    504: "No answer from a worker in time (the request stays queued; poll /result/{request_id})",
+    503: "Kafka, Redis or the database unreachable; nothing was produced: safe to retry",
+    504: "No answer from a worker in time, or Kafka did not confirm the request: it may run; the "
+    "x-request-id header names it (poll /result/{request_id})",
 }
 
 

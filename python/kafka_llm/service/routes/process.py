@@ -56,7 +56,7 @@ async def process(request: ProcessRequest, gateway: GatewayDep, caller: CallerDe
     summary="The state of a queued request: pending, done, error or cancelled",
 )
 async def result(request_id: str, gateway: GatewayDep, caller: CallerDep) -> dict[str, Any]:
-    return await gateway.result(request_id)
+    return await gateway.result(request_id, caller)
 
 
 @router.delete(
@@ -81,4 +81,4 @@ async def cancel(
     and answers once the broker has it. The workers skip the request if it is still queued (the
     provider is never called) or abort its provider call; its result becomes `cancelled`. A request
     that finishes before the record is read keeps its result (poll `GET /result/{request_id}`)."""
-    return await gateway.cancel(request_id, reason or DEFAULT_REASON)
+    return await gateway.cancel(request_id, reason or DEFAULT_REASON, caller)
