@@ -132,6 +132,18 @@ void PipelineMetrics::circuit_state(const std::string& provider, std::string_vie
   if (current == "open") ++trips;
 }
 
+void PipelineMetrics::spans_exported(std::uint64_t count) {
+  std::lock_guard lock(mutex_);
+  spans_exported_ += count;
+}
+
+void PipelineMetrics::spans_dropped(std::string_view reason, std::uint64_t count) {
+  std::lock_guard lock(mutex_);
+  auto it = spans_dropped_.find(reason);
+  if (it == spans_dropped_.end()) it = spans_dropped_.emplace(std::string(reason), 0).first;
+  it->second += count;
+}
+
 void PipelineMetrics::rebalance() {
   std::lock_guard lock(mutex_);
   ++rebalances_;
@@ -214,6 +226,8 @@ nlohmann::json PipelineMetrics::snapshot() const {
   }
   out["circuits"] = std::move(circuits);
   out["rebalances"] = rebalances_;
+  out["spans"] = {{"exported", spans_exported_}, {"dropped", nlohmann::json::object()}};
+  for (const auto& [reason, count] : spans_dropped_) out["spans"]["dropped"][reason] = count;
   out["consumed"] = consumed_;
   out["inflight"] = inflight_;
   out["backlog"] = backlog_;
@@ -301,6 +315,13 @@ std::string PipelineMetrics::prometheus() const {
   for (const auto& [provider, count] : circuit_trips_) {
     out << "kafka_llm_circuit_trips_total{provider=\"" << escape_label(provider) << "\"} " << count << "\n";
   }
+  out << "# HELP kafka_llm_spans_exported_total Trace spans accepted by the OTLP endpoint.\n"
+         "# TYPE kafka_llm_spans_exported_total counter\nkafka_llm_spans_exported_total "
+      << spans_exported_ << "\n";
+  out << "# HELP kafka_llm_spans_dropped_total Trace spans dropped, by reason.\n"
+         "# TYPE kafka_llm_spans_dropped_total counter\n";
+  for (const auto& [reason, count] : spans_dropped_)
+    out << "kafka_llm_spans_dropped_total{reason=\"" << reason << "\"} " << count << "\n";
   out << "# TYPE kafka_llm_rebalances_total counter\nkafka_llm_rebalances_total " << rebalances_ << "\n";
   out << "# TYPE kafka_llm_paused_partitions gauge\nkafka_llm_paused_partitions " << paused_partitions_
       << "\n";

@@ -42,6 +42,11 @@ class PipelineMetrics {
   /// `provider`'s circuit breaker moved to `state` ("closed", "open", "half_open"); a move to
   /// "open" counts as a trip.
   void circuit_state(const std::string& provider, std::string_view state);
+  /// `count` spans reached the OTLP endpoint.
+  void spans_exported(std::uint64_t count);
+  /// `count` spans were dropped; `reason` is queue_full (the exporter's queue was full) or
+  /// export_failed (the endpoint did not accept them).
+  void spans_dropped(std::string_view reason, std::uint64_t count);
   void rebalance();
   void consumed();
   void set_inflight(std::int64_t value);
@@ -76,6 +81,8 @@ class PipelineMetrics {
   std::uint64_t rate_limited_ = 0;
   std::uint64_t cache_hits_ = 0;
   std::uint64_t rebalances_ = 0;
+  std::uint64_t spans_exported_ = 0;
+  std::map<std::string, std::uint64_t, std::less<>> spans_dropped_;
   std::uint64_t consumed_ = 0;
   std::int64_t inflight_ = 0;
   std::int64_t paused_partitions_ = 0;
