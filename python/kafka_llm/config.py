@@ -85,6 +85,8 @@ class Config:
     lag_interval_ms: int
     exactly_once: bool
     transactional_id: str
+    # otlp_endpoint (None: no spans), service_name, sample_ratio, export_interval_ms, max_queue_size
+    tracing: Mapping[str, Any]
     core: _core.PipelineConfig = field(repr=False, compare=False)
 
     @property
@@ -133,6 +135,7 @@ class Config:
             lag_interval_ms=view["lag_interval_ms"],
             exactly_once=view["exactly_once"],
             transactional_id=view["transactional_id"],
+            tracing=view["tracing"],
             core=core,
         )
 

@@ -77,9 +77,24 @@ GOOD: list[tuple[str, dict[str, Any], dict[str, str], dict[str, Any]]] = [
             "commit_interval_ms": 200,
             "drain_timeout_ms": 10_000,
             "lag_interval_ms": 5_000,
+            "tracing.otlp_endpoint": None,
+            "tracing.service_name": "kafka-llm-worker",
+            "tracing.sample_ratio": 1,
+            "tracing.export_interval_ms": 1_000,
             "max_request_bytes": 1 << 20,
             "providers.0.kind": "openai",
             "providers.0.connect_timeout_ms": 10_000,
+        },
+    ),
+    (
+        "tracing from the standard OpenTelemetry variable",
+        document(tracing={"serviceName": "w1", "sampleRatio": 0.25, "exportInterval": "250ms"}),
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318/"},
+        {
+            "tracing.otlp_endpoint": "http://127.0.0.1:4318/v1/traces",
+            "tracing.service_name": "w1",
+            "tracing.sample_ratio": 0.25,
+            "tracing.export_interval_ms": 250,
         },
     ),
     (
@@ -240,7 +255,7 @@ BAD: list[tuple[str, dict[str, Any], dict[str, str], str, str]] = [
         "workers",
         "unknown key (known: messaging, kafka, redis, providers, retry, circuit, defaultProvider, "
         "modelVersion, maxRequestBytes, commitInterval, drainTimeout, exactlyOnce, transactionalId, "
-        "lagInterval)",
+        "lagInterval, tracing)",
     ),
     (
         "exactlyOnce not a boolean",
@@ -325,6 +340,13 @@ BAD: list[tuple[str, dict[str, Any], dict[str, str], str, str]] = [
         {},
         "lagInterval",
         "must be at least 100ms",
+    ),
+    (
+        "tracing endpoint not a URL",
+        document(tracing={"otlpEndpoint": "127.0.0.1:4318"}),
+        {},
+        "tracing.otlpEndpoint",
+        "must be an http:// or https:// URL",
     ),
     (
         "no provider",

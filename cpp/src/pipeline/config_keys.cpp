@@ -141,6 +141,23 @@ constexpr std::array kKeys{
     ConfigKey{"lagInterval", "duration", "5s",
               "How often the consumer lag of the assigned partitions is asked of the brokers (at least "
               "100ms)."},
+    ConfigKey{
+        "tracing", "mapping", "",
+        "OpenTelemetry spans of the worker (consume, provider calls, publish), exported over OTLP/HTTP."},
+    ConfigKey{
+        "tracing.otlpEndpoint", "URL",
+        "(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces, else none)",
+        "OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces; without one no span is made "
+        "and trace headers pass through unchanged."},
+    ConfigKey{"tracing.serviceName", "string", "kafka-llm-worker", "Resource attribute service.name."},
+    ConfigKey{"tracing.sampleRatio", "number", "1",
+              "Share of new root traces recorded (requests without a traceparent), from 0 to 1; a "
+              "request with a traceparent follows its sampled flag."},
+    ConfigKey{"tracing.exportInterval", "duration", "1s",
+              "How often queued spans are sent (at least 10ms); a full batch of 512 goes at once."},
+    ConfigKey{"tracing.maxQueueSize", "integer", "2048",
+              "Spans waiting for export (at least 1); more are dropped and counted in "
+              "kafka_llm_spans_dropped_total."},
 };
 
 constexpr std::array kEnvOverrides{
@@ -160,6 +177,10 @@ constexpr std::array kEnvOverrides{
                       "Key of the built-in openai provider; adds it when no provider is configured."},
     ConfigEnvOverride{"GROQ_API_KEY", "providers[].apiKeyEnv",
                       "Key of the built-in groq provider; adds it when no provider is configured."},
+    ConfigEnvOverride{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "tracing.otlpEndpoint",
+                      "The traces URL, when tracing.otlpEndpoint is absent."},
+    ConfigEnvOverride{"OTEL_EXPORTER_OTLP_ENDPOINT", "tracing.otlpEndpoint",
+                      "Base URL (`/v1/traces` is appended), when neither of the above is set."},
 };
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {

@@ -564,6 +564,25 @@ void parse_circuit(const Section& c, CircuitConfig& circuit) {
   circuit.max_cooldown = c.duration("maxCooldown", Millis(1));
 }
 
+void parse_tracing(const Section& t, const Environment& env, TracingConfig& tracing) {
+  if (auto endpoint = t.optional_string("otlpEndpoint")) {
+    tracing.otlp_endpoint = std::move(*endpoint);
+    if (!tracing.otlp_endpoint.starts_with("http://") && !tracing.otlp_endpoint.starts_with("https://"))
+      throw ConfigError(t.key("otlpEndpoint"), "must be an http:// or https:// URL");
+  } else if (auto traces = env_value(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); !traces.empty()) {
+    tracing.otlp_endpoint = std::move(traces);
+  } else if (auto base = env_value(env, "OTEL_EXPORTER_OTLP_ENDPOINT"); !base.empty()) {
+    while (base.ends_with('/')) base.pop_back();
+    tracing.otlp_endpoint = base + "/v1/traces";
+  }
+  tracing.service_name = t.string("serviceName");
+  if (tracing.service_name.empty()) throw ConfigError(t.key("serviceName"), "must not be empty");
+  tracing.sample_ratio = t.number("sampleRatio");
+  if (tracing.sample_ratio > 1) throw ConfigError(t.key("sampleRatio"), "must be between 0 and 1");
+  tracing.export_interval = t.duration("exportInterval", Millis(10));
+  tracing.max_queue = static_cast<std::size_t>(t.integer("maxQueueSize", 1));
+}
+
 std::filesystem::path base_directory(const std::string& file) {
   if (file.empty()) return std::filesystem::current_path();
   return std::filesystem::weakly_canonical(std::filesystem::absolute(file)).parent_path();
@@ -586,6 +605,7 @@ PipelineConfig parse_document(const json& document, const ConfigSource& source) 
   config.commit_interval = top.duration("commitInterval", Millis(1));
   config.drain_timeout = top.duration("drainTimeout");
   config.lag_interval = top.duration("lagInterval", Millis(100));
+  parse_tracing(top.child("tracing"), source.env, config.tracing);
   return config;
 }
 
@@ -678,6 +698,12 @@ json PipelineConfig::view() const {
   out["lag_interval_ms"] = lag_interval.count();
   out["exactly_once"] = exactly_once;
   out["transactional_id"] = transactional_id;
+  out["tracing"] = {
+      {"otlp_endpoint", tracing.otlp_endpoint.empty() ? json(nullptr) : json(tracing.otlp_endpoint)},
+      {"service_name", tracing.service_name},
+      {"sample_ratio", tracing.sample_ratio},
+      {"export_interval_ms", tracing.export_interval.count()},
+      {"max_queue_size", tracing.max_queue}};
   return out;
 }
 

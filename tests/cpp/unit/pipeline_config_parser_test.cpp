@@ -58,7 +58,7 @@ INSTANTIATE_TEST_SUITE_P(
                 "workers: unknown key (known: messaging, kafka, redis, providers, retry, circuit, "
                 "defaultProvider, modelVersion, maxRequestBytes, commitInterval, drainTimeout, exactlyOnce, "
                 "transactionalId, "
-                "lagInterval)"},
+                "lagInterval, tracing)"},
         BadCase{R"({"providers": [{"name": "mock", "baseUrl": "http://x"}]})",
                 "providers[0].baseUrl: unknown key; did you mean baseURL?"},
         BadCase{

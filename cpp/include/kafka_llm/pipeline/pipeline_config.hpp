@@ -100,6 +100,19 @@ struct RedisConfig {
   Millis command_timeout{2'000};
 };
 
+/// `tracing`: OpenTelemetry spans of the worker (docs/operations.md, "Tracing").
+struct TracingConfig {
+  /// `otlpEndpoint` (else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT +
+  /// `/v1/traces`): the OTLP/HTTP traces URL; empty: no spans.
+  std::string otlp_endpoint;
+  std::string service_name = "kafka-llm-worker";
+  double sample_ratio = 1.0;  ///< share of new root traces recorded (a parent's sampled flag rules)
+  Millis export_interval{1'000};
+  std::size_t max_queue = 2'048;
+
+  bool enabled() const noexcept { return !otlp_endpoint.empty(); }
+};
+
 /// Where a configuration document comes from: the file named in errors (empty: none), whose
 /// directory `outputSchemaFile` is relative to (else the working directory), and the environment
 /// whose variables override the document (passed in, never read by the parser itself).
@@ -126,6 +139,7 @@ struct PipelineConfig {
   std::string transactional_id;
   /// `lagInterval`: how often the consumer lag is asked of the brokers.
   Millis lag_interval{5'000};
+  TracingConfig tracing;
 
   /// Parses and checks the configuration document as the user wrote it (YAML loaded into JSON:
   /// `messaging.streams[].requestsURL`, `baseURL`, durations like `30s`), applies the environment
