@@ -87,6 +87,16 @@ HeaderList dead_letter_headers(const RequestFacts& facts, const format::DeadLett
   // The original headers (stale dead-letter headers of a re-driven record dropped), the twelve
   // facts, then the output tags as x- headers, so that a re-drive can strip everything added.
   HeaderList headers = format::dead_letter_headers(facts.record.headers, dead_letter, secrets);
+  if (facts.tracing) {
+    // The trace goes on from the worker's producer span, as on the response.
+    for (auto& [name, value] : headers) {
+      if (name != "traceparent" && name != "tracestate") continue;
+      if (const std::string* own = find_header(facts.trace, name)) value = *own;
+    }
+    if (find_header(headers, "traceparent") == nullptr) {
+      for (const auto& header : facts.trace) headers.push_back(header);
+    }
+  }
   if (!facts.request) return headers;  // a poison record was never tagged
   headers.emplace_back("x-model-version", facts.model_version);
   headers.emplace_back("x-prompt-hash", facts.request->prompt_hash);

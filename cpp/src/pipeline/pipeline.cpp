@@ -36,6 +36,7 @@
 #include "kafka_llm/policy/retry_policy.hpp"
 #include "kafka_llm/policy/split_mix64.hpp"
 #include "kafka_llm/redis/redis_client.hpp"
+#include "kafka_llm/tracing/span_exporter.hpp"
 
 namespace kafka_llm::pipeline {
 
@@ -139,6 +140,8 @@ class Pipeline::Impl {
   /// Frees the job's slot in the window (cancelling its provider call) and forgets it.
   void release(Job& job);
   Job* find_job(std::uint64_t id);
+  /// Hands the spans of a recorded request that ended (`outcome`: finished, abandoned) to the exporter.
+  void export_spans(const Job& job, const std::string& outcome);
 
   PipelineConfig config_;
   std::vector<std::string> secrets_;
@@ -161,7 +164,9 @@ class Pipeline::Impl {
   std::vector<std::unique_ptr<Stream>> streams_;
   std::unique_ptr<LagProbe> lag_probe_;              ///< from start() until the io thread has stopped
   std::unique_ptr<TransactionRunner> transactions_;  ///< exactly-once streams only; from start() to stop()
-  mutable std::mutex transactions_mutex_;            ///< guards transactions_'s creation and reset
+  /// With `tracing`: from start(); stopped (flushed) after the io thread.
+  std::unique_ptr<tracing::SpanExporter> exporter_;
+  mutable std::mutex transactions_mutex_;  ///< guards transactions_'s creation and reset
   TransactionLedger ledger_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Job>> jobs_;
   std::vector<Actions> spare_actions_;  ///< emptied action lists, reused (events can nest)
@@ -262,6 +267,14 @@ void Pipeline::Impl::start() {
         });
   }
   dispatch_->start();
+  if (config_.tracing.enabled()) {
+    tracing::ExporterOptions options;
+    options.endpoint = config_.tracing.otlp_endpoint;
+    options.service_name = config_.tracing.service_name;
+    options.interval = config_.tracing.export_interval;
+    options.max_queue = config_.tracing.max_queue;
+    exporter_ = std::make_unique<tracing::SpanExporter>(std::move(options), metrics_);
+  }
   lag_probe_ = std::make_unique<LagProbe>(config_.lag_interval, [this](auto lags) {
     asio::post(io_, [this, lags = std::move(lags)] { lags_learnt(lags); });
   });
@@ -343,7 +356,8 @@ void Pipeline::Impl::stop() {
   work_.reset();
   io_.stop();
   if (io_thread_.joinable()) io_thread_.join();
-  lag_probe_.reset();  // what it still posts is never run
+  if (exporter_) exporter_->stop();  // what finished goes out
+  lag_probe_.reset();                // what it still posts is never run
   {
     std::lock_guard transactions_lock(transactions_mutex_);
     transactions_.reset();
@@ -667,8 +681,10 @@ void Pipeline::Impl::carry_out(Job& job, Action& action) {
             ledger_.add(job.ticket.partition, job.ticket.generation, job.ticket.offset,
                         std::move(job.bundle));
           }
+          export_spans(job, "finished");
           release(job);
         } else if constexpr (std::is_same_v<A, action::Abandon>) {
+          export_spans(job, "abandoned");
           release(job);
         } else if constexpr (std::is_same_v<A, action::AbortCall>) {
           dispatch_->cancel(job.http_id);
@@ -712,6 +728,15 @@ void Pipeline::Impl::release(Job& job) {
   const std::uint64_t id = job.id;
   jobs_.erase(id);  // `job` is gone from here on
   flow.released(id);
+}
+
+void Pipeline::Impl::export_spans(const Job& job, const std::string& outcome) {
+  const RequestFacts& facts = job.machine.facts();
+  if (!exporter_ || !facts.tracing) return;
+  const StreamConfig& stream = streams_[job.stream]->env.stream;
+  exporter_->add(request_spans(facts, *facts.tracing,
+                               SpanNames{stream.requests_topic, stream.responses_topic, stream.group},
+                               clock_.steady(), outcome));
 }
 
 Job* Pipeline::Impl::find_job(std::uint64_t id) {

@@ -77,6 +77,13 @@ RequestMachine::RequestMachine(const MachineEnv& env, ConsumedRecord record) : e
   }
   facts_.received = env_.clock.steady();
   facts_.created_ms = env_.clock.system_ms();
+  if (env_.config.tracing.enabled()) {
+    const auto received_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(env_.clock.system().time_since_epoch()).count();
+    facts_.tracing = begin_request_trace(facts_.record.headers, env_.config.tracing, env_.rng, received_ns);
+    // Outputs (token frames included) carry the consumer span's context from here on.
+    if (facts_.tracing) facts_.trace = trace_headers(*facts_.tracing, facts_.tracing->consumer_span_id);
+  }
   facts_.produced = facts_.received;
   const std::int64_t timestamp = facts_.record.timestamp_ms;
   if (timestamp > 0 && facts_.created_ms > timestamp) {
@@ -355,6 +362,8 @@ void RequestMachine::start_attempt(Actions& out) {
   }
   ++facts_.attempts;
   action::CallProvider call{facts_.attempts, std::nullopt};
+  // The attempt's CLIENT span: its context goes to the provider.
+  const std::string span_id = facts_.tracing ? tracing::new_span_id(env_.rng) : std::string();
   if (provider_->kind != ProviderKind::kEmbedded) {
     auto until = env_.retry.deadline(facts_.first_attempt);
     if (facts_.deadline_ms) {
@@ -362,13 +371,17 @@ void RequestMachine::start_attempt(Actions& out) {
                        facts_.received + std::chrono::milliseconds(*facts_.deadline_ms - facts_.created_ms));
     }
     const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(until - now);
-    auto built = build_provider_request(*provider_, *facts_.request, remaining, facts_.trace);
+    auto built =
+        build_provider_request(*provider_, *facts_.request, remaining,
+                               facts_.tracing ? trace_headers(*facts_.tracing, span_id) : facts_.trace);
     if (auto* error = std::get_if<std::string>(&built)) {
       fail(ErrorClass::kNonRetryable, 400, *error, out);
       return;
     }
     call.http = std::move(std::get<http::Request>(built));
   }
+  if (facts_.tracing)
+    facts_.tracing->attempts.push_back({facts_.attempts, span_id, now, std::nullopt, 0, "", ""});
   state_ = RequestState::kCalling;
   if (facts_.request->stream) stream_.sse = std::make_unique<format::SseParser>();
   out.emplace_back(std::move(call));
@@ -443,6 +456,15 @@ void RequestMachine::read_stream_event(const format::SseEvent& event) {
 void RequestMachine::on_provider_answer(ProviderCall call, Actions& out) {
   if (state_ != RequestState::kCalling) return;
   env_.metrics.provider_call(static_cast<std::uint64_t>(call.latency.count()));
+  if (call.error != policy::TransportError::kNone) {
+    end_attempt_span(call.status, std::string(policy::to_string(call.error)), call.transport_message);
+  } else if (call.status >= 400 || call.final_error) {
+    end_attempt_span(
+        call.status, call.status >= 400 ? std::to_string(call.status) : "provider_error",
+        call.transport_message.empty() ? "HTTP " + std::to_string(call.status) : call.transport_message);
+  } else {
+    end_attempt_span(call.status, "", "");
+  }
   if (facts_.request->stream && stream_outcome(call, out)) return;
   nlohmann::json body;
   if (call.error == policy::TransportError::kNone && call.status >= 200 && call.status < 300 &&
@@ -711,6 +733,7 @@ void RequestMachine::publish(Actions& out) {
   state_ = RequestState::kPublishing;
   Outcome& outcome = *outcome_;
   format::ResultRecord& record = outcome.record;  // published once: its body moves into the response
+  begin_publish_span(record);
   const auto& topic = env_.stream.responses_topic;
   const std::string& id = facts_.request_id();
   HeaderList headers = outputs::output_headers(facts_);
@@ -746,6 +769,7 @@ void RequestMachine::publish(Actions& out) {
 // deduplicated against) as this request's response.
 void RequestMachine::publish_done(const format::ResultRecord& record, Actions& out) {
   state_ = RequestState::kPublishing;
+  begin_publish_span(record);
   HeaderList headers = outputs::output_headers(facts_);
   std::string value = format::serialize_response(outputs::response(facts_, record));
   if (record.status == format::ResultStatus::kDone) send_for_review(value, headers, out);
@@ -769,6 +793,8 @@ void RequestMachine::produce(std::string topic, std::optional<std::string> key, 
                              HeaderList headers, Actions& out) {
   // Under per-key ordering an entity's outputs share its key, so they land in one partition in order.
   if (env_.stream.ordering == Ordering::kKey && facts_.record.key) key = facts_.record.key;
+  if (facts_.tracing && state_ == RequestState::kPublishing)
+    facts_.tracing->published_topics.push_back(topic);
   ++outputs_pending_;
   out.emplace_back(
       action::Produce{Output{std::move(topic), std::move(key), std::move(value), std::move(headers)}});
@@ -835,6 +861,7 @@ CancelEffect RequestMachine::on_cancel(const std::string& reason, Actions& out) 
       return CancelEffect::kSkipped;
     case RequestState::kCalling:
       out.emplace_back(action::AbortCall{});
+      end_attempt_span(0, "cancelled", "cancelled");
       cancel(reason, out);
       return CancelEffect::kAborted;
     case RequestState::kStoring:
@@ -866,6 +893,30 @@ void RequestMachine::on_revoked(Actions& out) {
     case RequestState::kAbandoned:
       return;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spans (docs/operations.md, "Tracing"): the times and outcomes request_spans() builds them from
+
+void RequestMachine::end_attempt_span(long status, std::string error, const std::string& message) {
+  if (!facts_.tracing || facts_.tracing->attempts.empty()) return;
+  AttemptTrace& attempt = facts_.tracing->attempts.back();
+  if (attempt.end) return;
+  attempt.end = env_.clock.steady();
+  attempt.status = status;
+  attempt.error = std::move(error);
+  attempt.message = redact(message);
+}
+
+// The outputs published from here on carry the PRODUCER span's context.
+void RequestMachine::begin_publish_span(const format::ResultRecord& record) {
+  if (!facts_.tracing) return;
+  RequestTrace& trace = *facts_.tracing;
+  trace.publish_start = env_.clock.steady();
+  trace.producer_span_id = tracing::new_span_id(env_.rng);
+  trace.status_code = record.status_code.value_or(200);
+  if (record.status != format::ResultStatus::kDone) trace.error = record.error.value_or("failed");
+  facts_.trace = trace_headers(trace, trace.producer_span_id);
 }
 
 RequestMachine::Outcome& RequestMachine::outcome() {

@@ -12,6 +12,7 @@
 #include "kafka_llm/format/request_envelope.hpp"
 #include "kafka_llm/format/response_envelope.hpp"
 #include "kafka_llm/format/result_record.hpp"
+#include "kafka_llm/pipeline/request_trace.hpp"
 
 namespace kafka_llm::pipeline {
 
@@ -37,7 +38,10 @@ struct Output {
 /// prepared. Filled by the request state machine as the request moves on.
 struct RequestFacts {
   ConsumedRecord record;
-  HeaderList trace;  ///< W3C trace context of the request (traceparent, tracestate), carried onwards
+  /// W3C trace context of the outputs (traceparent, tracestate): the request's, or when its spans are
+  /// recorded, that of the worker's span at the moment (consumer, then producer).
+  HeaderList trace;
+  std::unique_ptr<RequestTrace> tracing;  ///< the spans' facts when recorded, else null
   /// The parsed request; empty for a poison record, whose identity is in `poison`.
   std::optional<format::RequestEnvelope> request;
   std::unique_ptr<const format::PoisonRecord> poison;  ///< behind a pointer: rare, and large
@@ -90,7 +94,8 @@ format::StreamFinalFrame final_frame(const RequestFacts& facts, const format::Re
 /// prompt_version and x-dedupe-of when they apply, then the request's trace context.
 HeaderList output_headers(const RequestFacts& facts);
 
-/// A failed request's dead-letter headers (docs/formats.md): the original headers, the twelve
+/// A failed request's dead-letter headers (docs/formats.md): the original headers (their trace
+/// context replaced by the worker's when its spans are recorded), the twelve
 /// x- facts, then x-model-version, x-prompt-hash, x-prompt-version and, for a schema violation,
 /// the rejected model output. `secrets` are scrubbed from x-error.
 HeaderList dead_letter_headers(const RequestFacts& facts, const format::DeadLetterFacts& dead_letter,

@@ -253,6 +253,10 @@ class RequestMachine {
   void wait(std::chrono::steady_clock::time_point at, Resume resume, RequestState state, Actions& out);
   void finish_if_delivered(Actions& out);
   void count_finished(std::string_view outcome);
+  /// Ends the open attempt's span (no-op when spans are not recorded); `error` "" when it succeeded.
+  void end_attempt_span(long status, std::string error, const std::string& message);
+  /// Starts the PRODUCER span of the outcome `record` (no-op when spans are not recorded).
+  void begin_publish_span(const format::ResultRecord& record);
   std::uint64_t micros_since(std::chrono::steady_clock::time_point start) const;
   std::string redact(std::string_view text) const;
 
