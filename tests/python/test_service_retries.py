@@ -21,6 +21,7 @@ from service_helpers import high_watermarks, service_on_stack
 
 from kafka_llm import Pipeline, load_config
 from kafka_llm.devstack import Stack, StackInfo
+from kafka_llm.service.limits import max_body_bytes
 
 
 def _records(stack: StackInfo, topic: str) -> int:
@@ -89,6 +90,32 @@ def test_idempotency_key_returns_the_first_request_id(
         assert ids[0] == ids[1]
         assert len({ids[0], ids[2], ids[3]}) == 3
         assert _records(stack, service.topics.requests) == 3  # the retry produced nothing
+
+
+def test_a_rejected_call_leaves_no_claim_for_its_retry(
+    stack: StackInfo, unique_name: str, tmp_path: Path
+) -> None:
+    # A call refused before producing (413: too large) must not claim its Idempotency-Key: the
+    # corrected retry with the same key is produced and answered, not joined to a request that
+    # never existed (which would wait for the response timeout, then 504).
+    with service_on_stack(stack, unique_name, tmp_path, response_timeout_seconds=10) as service:
+        idempotency = {
+            **service.headers(),
+            "Idempotency-Key": uuid.uuid4().hex,
+            "Content-Type": "application/json",
+        }
+        # A body the HTTP limit lets through whose Kafka record (the envelope around it) is over.
+        limit = max_body_bytes(1 << 20, {}, None)  # maxRequestBytes defaults to 1 MiB
+        head, tail = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"', b'"}]}'
+        huge = head + b"x" * (limit - 20 - len(head) - len(tail)) + tail
+        small = head + b"fits" + tail
+        with httpx.Client(base_url=service.url, timeout=30) as http:
+            refused = http.post("/v1/chat/completions", content=huge, headers=idempotency)
+            retried = http.post("/v1/chat/completions", content=small, headers=idempotency)
+        assert refused.status_code == 413, refused.text
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["choices"][0]["message"]["content"]
+        assert _records(stack, service.topics.requests) == 1
 
 
 def test_a_503_while_kafka_is_down_never_runs(stack_handle: Stack, unique_name: str, tmp_path: Path) -> None:

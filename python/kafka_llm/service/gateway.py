@@ -240,7 +240,10 @@ class Gateway:
         self.authorize(key, model)
         provider_name = self.route(provider, model)
         call = self._call("/process", provider_name, model, key, False)
-        request_id, claim, joined = await self._begin(call, [body, metadata], uuid.uuid4().hex)
+        # The record first: a request too large is a 413 before any retry claim is made.
+        fresh = uuid.uuid4().hex
+        envelope = self._envelope(fresh, "/v1/chat/completions", body, provider_name, key, metadata)
+        request_id, claim, joined = await self._begin(call, [body, metadata], fresh)
         if joined:  # a retry: the first attempt's request id, nothing produced
             self._finish(call, request_id, 202, "accepted", None, request=body)
             return request_id
@@ -251,10 +254,9 @@ class Gateway:
                 call, request_id, 200, "cached", hit.get("usage"), cached=True, request=body, response=hit
             )
             return request_id
-        envelope = self._envelope(request_id, "/v1/chat/completions", body, provider_name, key, metadata)
         watch = self._watch(request_id)  # before producing: the answer may come at once
         try:
-            await self.results.put_pending(request_id, provider_name, model, _owner(key))
+            await self._put_pending(request_id, provider_name, model, key, claim)
             await self._produce_request(request_id, envelope, claim)
         except BaseException as e:
             if watch is not None:
@@ -322,20 +324,23 @@ class Gateway:
         self.authorize(key, model)
         provider_name = self.route(provider, model)
         call = self._call(endpoint, provider_name, model, key, False)
-        request_id, claim, joined = await self._begin(call, body, uuid.uuid4().hex)
-        hit = None if joined else await self._cache_get(provider_name, endpoint, body)
+        # The record and the cache before any retry claim: a 413 or a cache hit leaves no claim
+        # that a retry would join (and wait for in vain).
+        fresh = uuid.uuid4().hex
+        envelope = self._envelope(fresh, endpoint, body, provider_name, key, None)
+        hit = await self._cache_get(provider_name, endpoint, body)
         if hit is not None:
             self._finish(
-                call, request_id, 200, "cached", hit.get("usage"), cached=True, request=body, response=hit
+                call, fresh, 200, "cached", hit.get("usage"), cached=True, request=body, response=hit
             )
-            return Answer(200, hit, request_id, cached=True)
-        envelope = self._envelope(request_id, endpoint, body, provider_name, key, None)
+            return Answer(200, hit, fresh, cached=True)
+        request_id, claim, joined = await self._begin(call, body, fresh)
         try:
             if joined:  # a retry: the first attempt's answer, nothing produced
                 message = await self._await_final(request_id)
             else:
                 # The pending record first: a Redis failure is a 503 with nothing produced.
-                await self.results.put_pending(request_id, provider_name, model, _owner(key))
+                await self._put_pending(request_id, provider_name, model, key, claim)
                 with self.bridge.subscribe(request_id) as subscription:
                     await self._produce_request(request_id, envelope, claim)
                     message = await self._next(subscription, request_id)
@@ -368,18 +373,19 @@ class Gateway:
         provider_name = self.route(provider, model)
         call = self._call(endpoint, provider_name, model, key, True)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        request_id, claim, joined = await self._begin(call, body, uuid.uuid4().hex)
-        if joined:
-            return await self._joined_stream(call, request_id, include_usage, body)
+        fresh = uuid.uuid4().hex
+        envelope = self._envelope(fresh, endpoint, body, provider_name, key, None)
         hit = await self._cache_get(provider_name, endpoint, body)
         if hit is not None:
             self._finish(
-                call, request_id, 200, "cached", hit.get("usage"), cached=True, request=body, response=hit
+                call, fresh, 200, "cached", hit.get("usage"), cached=True, request=body, response=hit
             )
-            return StreamStart(request_id, _replay(chunks_from_body(hit, include_usage), hit), cached=True)
-        envelope = self._envelope(request_id, endpoint, body, provider_name, key, None)
+            return StreamStart(fresh, _replay(chunks_from_body(hit, include_usage), hit), cached=True)
+        request_id, claim, joined = await self._begin(call, body, fresh)
+        if joined:
+            return await self._joined_stream(call, request_id, include_usage, body)
         try:
-            await self.results.put_pending(request_id, provider_name, model, _owner(key))
+            await self._put_pending(request_id, provider_name, model, key, claim)
         except KafkaLlmError as e:
             self._failed(call, request_id, e)
             raise
@@ -503,6 +509,26 @@ class Gateway:
             return request_id, _Claim(scope, "call", fingerprint), False
         return request_id, None, False
 
+    async def _put_pending(
+        self, request_id: str, provider: str, model: str, key: ApiKey | None, claim: _Claim | None
+    ) -> None:
+        """The pending result record; when Redis fails (a 503, nothing produced), the retry claim
+        is released (if Redis still takes that), so a retry produces the request anew."""
+        try:
+            await self.results.put_pending(request_id, provider, model, _owner(key))
+        except KafkaLlmError:
+            await self._forget(request_id, claim)
+            raise
+
+    async def _forget(self, request_id: str, claim: _Claim | None) -> None:
+        """Forgets a request that was certainly not produced: its pending record and retry claim."""
+        try:
+            await self.results.drop_pending(request_id)
+            if claim is not None:
+                await self.retries.release(claim.scope, claim.kind, claim.name, request_id)
+        except KafkaLlmError as cleanup:
+            logger.warning("request %s: not produced, and forgetting it failed: %s", request_id, cleanup)
+
     async def _produce_request(self, request_id: str, envelope: bytes, claim: _Claim | None) -> None:
         """Produces the request record. A record certainly not on the broker is a 503 (its
         pending result and retry claim forgotten, so a retry produces it anew); one that may be
@@ -510,12 +536,7 @@ class Gateway:
         try:
             await self._produce(request_id, envelope)
         except NotProduced as e:
-            try:
-                await self.results.drop_pending(request_id)
-                if claim is not None:
-                    await self.retries.release(claim.scope, claim.kind, claim.name, request_id)
-            except KafkaLlmError as cleanup:
-                logger.warning("request %s: not produced, and forgetting it failed: %s", request_id, cleanup)
+            await self._forget(request_id, claim)
             raise ServiceError(
                 503,
                 f"Kafka is unavailable: {e}. The request was not produced and will not run: safe to retry",
