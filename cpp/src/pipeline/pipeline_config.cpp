@@ -737,4 +737,21 @@ const ProviderConfig* PipelineConfig::route_model(std::string_view model) const 
   return find_provider(default_provider);
 }
 
+std::pair<std::string, std::string> PipelineConfig::metric_labels(std::string_view provider,
+                                                                  std::string_view model) const {
+  static const std::string kOther = "other";
+  const ProviderConfig* p = find_provider(provider);
+  std::string provider_label = p != nullptr ? p->name : (provider.empty() ? "" : kOther);
+  if (model.empty()) return {std::move(provider_label), ""};
+  if (p == nullptr) return {std::move(provider_label), kOther};
+  const std::string m(model);
+  for (const auto& name : p->models) {
+    if (name == m) return {std::move(provider_label), name};
+  }
+  for (const auto& pattern : p->models) {
+    if (fnmatch(pattern.c_str(), m.c_str(), 0) == 0) return {std::move(provider_label), pattern};
+  }
+  return {std::move(provider_label), kOther};
+}
+
 }  // namespace kafka_llm::pipeline

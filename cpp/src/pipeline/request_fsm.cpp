@@ -615,8 +615,8 @@ void RequestMachine::succeed(nlohmann::json body, std::string body_text, Actions
     }
   }
   if (record.usage) {
-    env_.metrics.tokens(provider_->name, request.model,
-                        static_cast<std::int64_t>(record.usage->prompt_tokens),
+    const auto [provider_label, model_label] = env_.config.metric_labels(provider_->name, request.model);
+    env_.metrics.tokens(provider_label, model_label, static_cast<std::int64_t>(record.usage->prompt_tokens),
                         static_cast<std::int64_t>(record.usage->completion_tokens));
     out.emplace_back(action::SettleTokens{static_cast<std::int64_t>(record.usage->total_tokens)});
   }
@@ -925,8 +925,10 @@ RequestMachine::Outcome& RequestMachine::outcome() {
 }
 
 void RequestMachine::count_finished(std::string_view outcome) {
-  env_.metrics.request_finished(env_.stream.requests_topic, facts_.provider, facts_.model(),
-                                std::string(outcome), micros_since(facts_.produced));
+  // Bounded labels: the model (and provider) a record names may be anything.
+  auto [provider_label, model_label] = env_.config.metric_labels(facts_.provider, facts_.model());
+  env_.metrics.request_finished(env_.stream.requests_topic, provider_label, model_label, std::string(outcome),
+                                micros_since(facts_.produced));
 }
 
 std::uint64_t RequestMachine::micros_since(SteadyTime start) const {

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 
 #include "kafka_llm/common/errors.hpp"
 #include "kafka_llm/pipeline/config_keys.hpp"
@@ -185,6 +186,21 @@ TEST(PipelineConfigParser, EnvironmentOverridesAndBuiltInProviders) {
           .streams.at(0)
           .requests_topic,
       "llm.requests");
+}
+
+TEST(PipelineConfigParser, MetricLabelsAreBoundedByTheConfiguredModels) {
+  const auto config = PipelineConfig::parse(with(R"({"providers": [
+    {"name": "mock", "baseURL": "http://127.0.0.1:1/v1"},
+    {"name": "openai", "baseURL": "http://127.0.0.1:1/v1", "models": ["gpt-4o", "gpt-4o*", "o[13]-*"]}
+  ]})"));
+  using Labels = std::pair<std::string, std::string>;
+  EXPECT_EQ(config.metric_labels("openai", "gpt-4o"), Labels("openai", "gpt-4o"));        // a literal
+  EXPECT_EQ(config.metric_labels("openai", "gpt-4o-mini"), Labels("openai", "gpt-4o*"));  // its glob
+  EXPECT_EQ(config.metric_labels("openai", "o3-high"), Labels("openai", "o[13]-*"));
+  EXPECT_EQ(config.metric_labels("openai", "random-x1"), Labels("openai", "other"));  // named, not listed
+  EXPECT_EQ(config.metric_labels("mock", "random-x2"), Labels("mock", "other"));      // no models list
+  EXPECT_EQ(config.metric_labels("nope-7f3a", "gpt-4o"), Labels("other", "other"));   // unknown provider
+  EXPECT_EQ(config.metric_labels("", ""), Labels("", ""));                            // poison: unknown
 }
 
 TEST(PipelineConfigParser, ErrorsNameTheFileAndTheEnvironmentButNoSecret) {

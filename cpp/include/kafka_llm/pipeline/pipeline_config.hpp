@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kafka_llm/common/types.hpp"
@@ -158,6 +159,11 @@ struct PipelineConfig {
   const ProviderConfig* find_provider(std::string_view name) const noexcept;
   /// The provider a model routes to: the first whose `models` match, else the default provider.
   const ProviderConfig* route_model(std::string_view model) const noexcept;
+  /// The `provider` and `model` labels of a request's metrics, bounded by this configuration
+  /// whatever the request named: a configured provider's name, else "other" ("" stays ""); the
+  /// model as that provider's `models` hold it (the literal name, else the first glob matching
+  /// it), else "other" (a provider without `models`, an unknown provider; "" stays "").
+  std::pair<std::string, std::string> metric_labels(std::string_view provider, std::string_view model) const;
 };
 
 }  // namespace kafka_llm::pipeline
