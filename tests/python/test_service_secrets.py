@@ -95,9 +95,11 @@ def test_keys_in_query_strings_never_reach_the_logs(
                 for i, secret in enumerate(secrets_sent[:20]):
                     if i % 4 == 0:
                         assert httpx.get(f"{url}/health?api_key={secret}", timeout=10).status_code == 200
-                    elif i % 4 == 1:  # REST takes no key from the query: a 401, but logged
+                    elif i % 4 == 1:  # REST takes no key from the query: a 401 saying so, logged
                         response = httpx.post(f"{url}/v1/chat/completions?api_key={secret}", json=CHAT)
                         assert response.status_code == 401
+                        assert response.json()["error"]["code"] == "api_key_in_url"
+                        assert secret not in response.text
                     elif i % 4 == 2:
                         response = httpx.post(
                             f"{url}/v1/chat/completions?model=x&access_token={secret}",

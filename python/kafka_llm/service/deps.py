@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 from kafka_llm.service.errors import ServiceError
 from kafka_llm.service.gateway import CURRENT_RETRY, Gateway, RetryIdentity
 from kafka_llm.service.keystore import ApiKey
+from kafka_llm.service.redact import is_secret_name
 
 __all__ = ["CallerDep", "GatewayDep", "authenticate", "gateway_of", "get_gateway"]
 
@@ -67,7 +68,20 @@ async def check_key(gateway: Gateway, authorization: str | None) -> ApiKey | Non
 async def authenticate(request: Request, gateway: GatewayDep) -> ApiKey | None:
     # The call's retry identity, for the gateway (same task and context as the route).
     CURRENT_RETRY.set(RetryIdentity.from_headers(request.headers))
-    return await check_key(gateway, request.headers.get("authorization"))
+    authorization = request.headers.get("authorization")
+    if not authorization and gateway.settings.auth_enabled:
+        # A key in the URL is never used (URLs are logged; the access log redacts it), and the
+        # refusal says so instead of a bare "missing API key".
+        in_url = [name for name in request.query_params if is_secret_name(name)]
+        if in_url:
+            raise ServiceError(
+                401,
+                f"API keys are not accepted in the URL (?{in_url[0]}=…): URLs are logged. "
+                "Send Authorization: Bearer <key>",
+                code="api_key_in_url",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    return await check_key(gateway, authorization)
 
 
 CallerDep = Annotated[ApiKey | None, Depends(authenticate)]

@@ -50,7 +50,9 @@ def error_body(
 
 
 class ServiceError(Exception):
-    """A request the service answers with ``status_code`` and nothing produced to Kafka."""
+    """A request the service answers with ``status_code``. A 4xx or a 503 means nothing was
+    produced to Kafka; a 504 (the worker's answer, or the broker's acknowledgement, did not come
+    in time) names the request id, which may still run."""
 
     def __init__(
         self,

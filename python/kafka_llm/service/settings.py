@@ -34,7 +34,9 @@ class ServiceSettings(BaseSettings):
         default=300.0, description="prompt/response cache lifetime (0 turns the cache off)"
     )
     max_body_bytes: Annotated[int, Field(gt=0)] | None = Field(
-        default=None, description="largest request body (default: the config's maxRequestBytes)"
+        default=None,
+        description="largest request body; only lowers the default, which is what the producer can "
+        "write: min(maxRequestBytes, message.max.bytes less the record overhead)",
     )
     response_timeout_seconds: Annotated[float, Field(gt=0)] | None = Field(
         default=None,
