@@ -19,6 +19,7 @@ from typing import Any
 import uvicorn
 import yaml
 from pipeline_helpers import Topics, make_topics
+from sqlalchemy import Engine
 
 from kafka_llm import Pipeline, _core, load_config
 from kafka_llm.devstack import StackInfo
@@ -81,14 +82,14 @@ class Service:
     config_path: Path
     server: uvicorn.Server
     app: Any
+    engine: Engine
+    """The tests' own connection to the service's database (disposed when the service stops)."""
 
     def headers(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.api_key}"}
 
     def keys(self) -> KeyStore:
-        return KeyStore(
-            make_engine(self.settings.database_url), self.settings.api_key_pepper.get_secret_value()
-        )
+        return KeyStore(self.engine, self.settings.api_key_pepper.get_secret_value())
 
 
 @contextlib.contextmanager
@@ -138,16 +139,20 @@ def service_on_stack(
         **settings,
     }
     service_settings = ServiceSettings(**options)
-    store = KeyStore(make_engine(service_settings.database_url))
-    token, _ = store.create("tests")
     pipeline = Pipeline(load_config(str(config_path), env={})) if worker else None
     with contextlib.ExitStack() as exits:
+        # Disposed, or a PostgreSQL connection left in its pool warns when collected (a later test).
+        engine = make_engine(service_settings.database_url)
+        exits.callback(engine.dispose)
+        token, _ = KeyStore(engine, service_settings.api_key_pepper.get_secret_value()).create("tests")
         if pipeline is not None:
             exits.enter_context(pipeline)
         app = create_app(service_settings)
         port = free_port()
         server = exits.enter_context(run_server(app, port))
-        yield Service(f"http://127.0.0.1:{port}", service_settings, topics, token, config_path, server, app)
+        yield Service(
+            f"http://127.0.0.1:{port}", service_settings, topics, token, config_path, server, app, engine
+        )
 
 
 def high_watermarks(stack: StackInfo, topic: str) -> list[int]:

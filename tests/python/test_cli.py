@@ -36,11 +36,13 @@ def test_the_tree_has_every_command_of_the_product() -> None:
     top = {path[0] for path in COMMANDS}
     assert top == {
         "worker", "api", "dev", "mock-provider", "replay", "dlq", "cancel", "batch", "keys", "bench",
+        "topics",
     }  # fmt: skip
     assert {path for path in COMMANDS if len(path) == 2} == {
         ("dev", "up"), ("dev", "down"), ("dev", "status"),
         ("dlq", "list"), ("dlq", "show"), ("dlq", "redrive"),
         ("keys", "create"), ("keys", "list"), ("keys", "revoke"),
+        ("topics", "create"), ("topics", "list"),
     }  # fmt: skip
 
 

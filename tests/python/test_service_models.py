@@ -48,11 +48,17 @@ def catalog(stack: StackInfo, tmp_path_factory: pytest.TempPathFactory) -> Itera
     settings = ServiceSettings(
         config=str(config_path), database_url=f"sqlite:///{tmp / 'models.db'}", key_cache_seconds=0
     )
-    token, _ = KeyStore(make_engine(settings.database_url)).create("tests")
+    engine = make_engine(settings.database_url)
+    token, _ = KeyStore(engine).create("tests")
     app = create_app(settings)
     port = free_port()
-    with run_server(app, port) as server:
-        yield Service(f"http://127.0.0.1:{port}", settings, topics, token, config_path, server, app)
+    try:
+        with run_server(app, port) as server:
+            yield Service(
+                f"http://127.0.0.1:{port}", settings, topics, token, config_path, server, app, engine
+            )
+    finally:
+        engine.dispose()
 
 
 def _client(service: Service, key: str | None = None) -> openai.OpenAI:
