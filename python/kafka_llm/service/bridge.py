@@ -171,6 +171,7 @@ class KafkaBridge:
             producer = _core.DeliveryProducer(
                 {
                     "enable.idempotence": "true",
+                    "linger.ms": "0",
                     **producer_props,
                     "client.id": "kafka-llm-api",
                     "message.timeout.ms": str(max(int(self.produce_timeout * 1000), 1)),
