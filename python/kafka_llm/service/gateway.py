@@ -732,6 +732,21 @@ class Gateway:
         if outcome in ("ok", "error", "cached"):
             self.metrics.end_to_end.observe(elapsed)
         self.metrics.count_tokens(call.provider, model, usage)
+        self._log_row(call, request_id, status_code, outcome, elapsed, usage, cached, request, response)
+
+    def _log_row(
+        self,
+        call: _Call,
+        request_id: str,
+        status_code: int,
+        status: str,
+        elapsed: float,
+        usage: Any,
+        cached: bool = False,
+        request: Any = None,
+        response: Any = None,
+    ) -> None:
+        """One inference log row (bodies only with KAFKA_LLM_LOG_BODIES=true)."""
         usage = usage if isinstance(usage, dict) else {}
         self.log.write(
             LogEntry(
@@ -741,7 +756,7 @@ class Gateway:
                 provider=call.provider,
                 model=call.model,
                 status_code=status_code,
-                status=outcome,
+                status=status,
                 latency_ms=elapsed * 1000,
                 stream=call.stream,
                 cached=cached,
@@ -795,22 +810,8 @@ class Gateway:
         elapsed = time.monotonic() - call.started
         self.metrics.end_to_end.observe(elapsed)
         self.metrics.count_tokens(call.provider, self._model_label(call), usage)
-        usage = usage if isinstance(usage, dict) else {}
-        self.log.write(
-            LogEntry(
-                key_id=call.key.id if call.key else None,
-                request_id=request_id,
-                endpoint=call.endpoint,
-                provider=call.provider,
-                model=call.model,
-                status_code=status_code,
-                status=status,
-                latency_ms=elapsed * 1000,
-                prompt_tokens=_int_or_none(usage.get("prompt_tokens")),
-                completion_tokens=_int_or_none(usage.get("completion_tokens")),
-                response_body=self._body(answer if answer is not None else message.get("error")),
-            )
-        )
+        response = answer if answer is not None else message.get("error")
+        self._log_row(call, request_id, status_code, status, elapsed, usage, response=response)
 
     def _body(self, body: Any) -> str | None:
         """What the inference log keeps of a body: nothing unless KAFKA_LLM_LOG_BODIES=true."""
