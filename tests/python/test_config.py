@@ -159,6 +159,28 @@ GOOD: list[tuple[str, dict[str, Any], dict[str, str], dict[str, Any]]] = [
         },
     ),
     (
+        # What `kafka-llm dev up` prints: enough on its own; the KAFKA_LLM_ names win over the old ones.
+        "local stack environment",
+        {},
+        {
+            "KAFKA_LLM_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+            "KAFKA_BOOTSTRAP_SERVERS": "old:1",
+            "KAFKA_LLM_REDIS_URL": "redis://:pw@127.0.0.1:2/0",
+            "REDIS_URL": "redis://old:3/0",
+            "KAFKA_LLM_PROVIDER_URL": "http://127.0.0.1:4/v1",
+        },
+        {
+            "kafka.bootstrap.servers": "127.0.0.1:1",
+            "redis_url": "redis://:pw@127.0.0.1:2/0",
+            "streams.0.requests_topic": "llm.requests",
+            "providers.0.name": "local",
+            "providers.0.kind": "openai",
+            "providers.0.base_url": "http://127.0.0.1:4/v1",
+            "providers.0.api_key": "",
+            "default_provider": "local",
+        },
+    ),
+    (
         "built-in provider key from its variable",
         document(
             providers=[{"name": "groq"}, {"name": "claude", "kind": "anthropic", "baseURL": "https://a/v1"}]
@@ -353,14 +375,14 @@ BAD: list[tuple[str, dict[str, Any], dict[str, str], str, str]] = [
         document(providers=None),
         {},
         "providers",
-        "at least one provider is required (or set OPENAI_API_KEY / GROQ_API_KEY)",
+        "at least one provider is required (or set KAFKA_LLM_PROVIDER_URL, OPENAI_API_KEY or GROQ_API_KEY)",
     ),
     (
         "no brokers",
         document(kafka=None),
         {},
         "kafka.bootstrap.servers",
-        "is required (or set KAFKA_BOOTSTRAP_SERVERS)",
+        "is required (or set KAFKA_LLM_BOOTSTRAP_SERVERS or KAFKA_BOOTSTRAP_SERVERS)",
     ),
     ("env override bad", document(), {"REDIS_PORT": "six"}, "REDIS_PORT", "must be a port number"),
     (

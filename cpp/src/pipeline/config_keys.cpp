@@ -81,8 +81,10 @@ constexpr std::array kKeys{
               "`redis://[[user]:password@]host[:port][/db]` or `unix:///path[?db=N]`."},
     ConfigKey{"redis.resultTTL", "duration", "5m", "Lifetime of a result record (at least 1ms)."},
     ConfigKey{"redis.keyPrefix", "string", "kafka-llm", "Result keys are `<keyPrefix>:result:<request_id>`."},
-    ConfigKey{"providers", "list", "(openai and groq when OPENAI_API_KEY / GROQ_API_KEY are set)",
-              "The LLM providers; at least one."},
+    ConfigKey{
+        "providers", "list",
+        "(local when KAFKA_LLM_PROVIDER_URL is set, openai and groq when OPENAI_API_KEY / GROQ_API_KEY are)",
+        "The LLM providers; at least one."},
     ConfigKey{"providers[].name", "string", "(required)", "Unique name, used by requests and routes."},
     ConfigKey{"providers[].kind", "openai | anthropic | python",
               "(anthropic for a provider named anthropic, else openai)",
@@ -161,7 +163,11 @@ constexpr std::array kKeys{
 };
 
 constexpr std::array kEnvOverrides{
-    ConfigEnvOverride{"KAFKA_BOOTSTRAP_SERVERS", "kafka.bootstrap.servers", "Replaces the brokers."},
+    ConfigEnvOverride{
+        "KAFKA_LLM_BOOTSTRAP_SERVERS", "kafka.bootstrap.servers",
+        "Replaces the brokers (wins over KAFKA_BOOTSTRAP_SERVERS); `kafka-llm dev up` prints it."},
+    ConfigEnvOverride{"KAFKA_BOOTSTRAP_SERVERS", "kafka.bootstrap.servers",
+                      "Replaces the brokers (when KAFKA_LLM_BOOTSTRAP_SERVERS is unset)."},
     ConfigEnvOverride{"REQUEST_TOPIC", "messaging.streams[0].requestsURL",
                       "Request topic of the first stream."},
     ConfigEnvOverride{"RESPONSE_TOPIC", "messaging.streams[0].responsesURL",
@@ -169,10 +175,18 @@ constexpr std::array kEnvOverrides{
     ConfigEnvOverride{"DLQ_TOPIC", "messaging.streams[0].dlqURL", "Dead-letter topic of the first stream."},
     ConfigEnvOverride{"KAFKA_GROUP_ID", "messaging.streams[0].requestsURL",
                       "Consumer group of the first stream."},
-    ConfigEnvOverride{"REDIS_URL", "redis.url", "Replaces the Redis URL."},
+    ConfigEnvOverride{"KAFKA_LLM_REDIS_URL", "redis.url",
+                      "Replaces the Redis URL (wins over REDIS_URL, REDIS_HOST and REDIS_PORT); "
+                      "`kafka-llm dev up` prints it."},
+    ConfigEnvOverride{"REDIS_URL", "redis.url",
+                      "Replaces the Redis URL (when KAFKA_LLM_REDIS_URL is unset)."},
     ConfigEnvOverride{"REDIS_HOST", "redis.url",
-                      "With REDIS_PORT, `redis://<host>:<port>/0` (when REDIS_URL is unset)."},
+                      "With REDIS_PORT, `redis://<host>:<port>/0` (when neither Redis URL variable is set)."},
     ConfigEnvOverride{"REDIS_PORT", "redis.url", "See REDIS_HOST (default 6379)."},
+    ConfigEnvOverride{"KAFKA_LLM_PROVIDER_URL", "providers",
+                      "When no provider is configured, adds an OpenAI-compatible provider named `local` "
+                      "with this base URL and no key, first (so the default provider); `kafka-llm dev "
+                      "up` prints the mock provider's."},
     ConfigEnvOverride{"OPENAI_API_KEY", "providers[].apiKeyEnv",
                       "Key of the built-in openai provider; adds it when no provider is configured."},
     ConfigEnvOverride{"GROQ_API_KEY", "providers[].apiKeyEnv",

@@ -38,6 +38,9 @@ constexpr std::array kBuiltinProviders{
     BuiltinProvider{"groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"},
 };
 
+// The provider KAFKA_LLM_PROVIDER_URL adds when the file configures none.
+constexpr std::string_view kLocalProvider = "local";
+
 const BuiltinProvider* builtin_provider(std::string_view name) {
   const auto* it = std::find_if(kBuiltinProviders.begin(), kBuiltinProviders.end(),
                                 [&](const BuiltinProvider& b) { return b.name == name; });
@@ -415,14 +418,19 @@ void parse_kafka(const json* kafka, const Environment& env, PipelineConfig& conf
       kafka::set_property(config.kafka, name, property_value(value, "kafka." + name));
     }
   }
-  if (auto servers = env_value(env, "KAFKA_BOOTSTRAP_SERVERS"); !servers.empty()) {
-    kafka::set_property(config.kafka, "bootstrap.servers", std::move(servers));
+  // KAFKA_LLM_BOOTSTRAP_SERVERS (what `kafka-llm dev up` exports) wins over KAFKA_BOOTSTRAP_SERVERS.
+  for (const std::string_view name : {"KAFKA_LLM_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"}) {
+    if (auto servers = env_value(env, name); !servers.empty()) {
+      kafka::set_property(config.kafka, "bootstrap.servers", std::move(servers));
+      break;
+    }
   }
   const bool has_bootstrap = std::any_of(config.kafka.begin(), config.kafka.end(), [](const auto& p) {
     return p.first == "bootstrap.servers" && !p.second.empty();
   });
   if (!has_bootstrap)
-    throw ConfigError("kafka.bootstrap.servers", "is required (or set KAFKA_BOOTSTRAP_SERVERS)");
+    throw ConfigError("kafka.bootstrap.servers",
+                      "is required (or set KAFKA_LLM_BOOTSTRAP_SERVERS or KAFKA_BOOTSTRAP_SERVERS)");
   (void)kafka::make_conf(config.kafka);  // unknown or invalid librdkafka properties fail now, named
 }
 
@@ -431,7 +439,10 @@ void parse_redis(const Section& r, const Environment& env, PipelineConfig& confi
   config.redis.url = r.string("url");
   const std::string host = env_value(env, "REDIS_HOST");
   const std::string port = env_value(env, "REDIS_PORT");
-  if (auto url = env_value(env, "REDIS_URL"); !url.empty()) {
+  if (auto url = env_value(env, "KAFKA_LLM_REDIS_URL"); !url.empty()) {
+    key = "KAFKA_LLM_REDIS_URL";
+    config.redis.url = std::move(url);
+  } else if (url = env_value(env, "REDIS_URL"); !url.empty()) {
     key = "REDIS_URL";
     config.redis.url = std::move(url);
   } else if (!host.empty() || !port.empty()) {
@@ -518,6 +529,18 @@ void parse_providers(const Section& top, const Environment& env, PipelineConfig&
     }
   }
   if (config.providers.empty()) {
+    // KAFKA_LLM_PROVIDER_URL (the local stack's mock provider): an OpenAI-compatible provider
+    // named local, first, so it is the default; the built-in providers whose keys are set follow.
+    if (std::string url = env_value(env, "KAFKA_LLM_PROVIDER_URL"); !url.empty()) {
+      if (!url.starts_with("http://") && !url.starts_with("https://")) {
+        throw ConfigError("KAFKA_LLM_PROVIDER_URL", "must start with http:// or https://");
+      }
+      while (url.back() == '/') url.pop_back();
+      ProviderConfig provider;
+      provider.name = std::string(kLocalProvider);
+      provider.base_url = std::move(url);
+      config.providers.push_back(std::move(provider));
+    }
     for (const auto& builtin : kBuiltinProviders) {
       std::string key = env_value(env, builtin.key_env);
       if (key.empty()) continue;
@@ -530,7 +553,8 @@ void parse_providers(const Section& top, const Environment& env, PipelineConfig&
   }
   if (config.providers.empty()) {
     throw ConfigError("providers",
-                      "at least one provider is required (or set OPENAI_API_KEY / GROQ_API_KEY)");
+                      "at least one provider is required (or set KAFKA_LLM_PROVIDER_URL, OPENAI_API_KEY "
+                      "or GROQ_API_KEY)");
   }
   config.default_provider = top.optional_string("defaultProvider").value_or(config.providers.front().name);
   if (config.find_provider(config.default_provider) == nullptr) {

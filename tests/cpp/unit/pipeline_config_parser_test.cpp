@@ -90,7 +90,8 @@ INSTANTIATE_TEST_SUITE_P(
             "providers[1].name: duplicate provider name \"m\""},
         BadCase{R"({"defaultProvider": "nope"})", "defaultProvider: names no configured provider: \"nope\""},
         BadCase{R"({"kafka": {"bootstrap.servers": null}})",
-                "kafka.bootstrap.servers: is required (or set KAFKA_BOOTSTRAP_SERVERS)"},
+                "kafka.bootstrap.servers: is required (or set KAFKA_LLM_BOOTSTRAP_SERVERS or "
+                "KAFKA_BOOTSTRAP_SERVERS)"},
         BadCase{R"({"redis": {"url": "http://localhost"}})",
                 "redis.url: must start with redis:// or unix://"},
         BadCase{R"({"redis": {"resultTTL": "0s"}})", "redis.resultTTL: must be longer than 0"},
@@ -186,6 +187,61 @@ TEST(PipelineConfigParser, EnvironmentOverridesAndBuiltInProviders) {
           .streams.at(0)
           .requests_topic,
       "llm.requests");
+}
+
+// What `kafka-llm dev up` prints is enough for a worker: brokers, Redis and the mock provider.
+TEST(PipelineConfigParser, TheLocalStackEnvironmentAloneConfiguresAWorker) {
+  const Env env{{"KAFKA_LLM_BOOTSTRAP_SERVERS", "127.0.0.1:9"},
+                {"KAFKA_LLM_REDIS_URL", "redis://:pw@127.0.0.1:8/0"},
+                {"KAFKA_LLM_PROVIDER_URL", "http://127.0.0.1:7/v1/"}};
+  const auto config = PipelineConfig::parse(json::object(), ConfigSource{"", env});
+  EXPECT_EQ(config.kafka.at(0), (std::pair<std::string, std::string>{"bootstrap.servers", "127.0.0.1:9"}));
+  EXPECT_EQ(config.redis.url, "redis://:pw@127.0.0.1:8/0");
+  ASSERT_EQ(config.providers.size(), 1U);
+  EXPECT_EQ(config.providers[0].name, "local");
+  EXPECT_EQ(config.providers[0].kind, ProviderKind::kOpenAI);
+  EXPECT_EQ(config.providers[0].base_url, "http://127.0.0.1:7/v1");
+  EXPECT_EQ(config.providers[0].api_key, "");
+  EXPECT_EQ(config.default_provider, "local");
+  EXPECT_EQ(config.streams.at(0).requests_topic, "llm.requests");
+}
+
+// The KAFKA_LLM_ names win over the original backend's; the provider URL adds `local` only when
+// the file has no providers, first, before the built-ins whose keys are set.
+TEST(PipelineConfigParser, LocalStackVariablesWinOverTheOriginalNames) {
+  json document = base_document();
+  document.erase("providers");
+  document.erase("kafka");
+  const Env env{{"KAFKA_LLM_BOOTSTRAP_SERVERS", "new:1"},
+                {"KAFKA_BOOTSTRAP_SERVERS", "old:1"},
+                {"KAFKA_LLM_REDIS_URL", "redis://new:1/0"},
+                {"REDIS_URL", "redis://old:1/0"},
+                {"REDIS_HOST", "old"},
+                {"KAFKA_LLM_PROVIDER_URL", "http://new:1/v1"},
+                {"OPENAI_API_KEY", "sk-old"}};
+  const auto config = PipelineConfig::parse(document, ConfigSource{"", env});
+  EXPECT_EQ(config.kafka.at(0).second, "new:1");
+  EXPECT_EQ(config.redis.url, "redis://new:1/0");
+  ASSERT_EQ(config.providers.size(), 2U);
+  EXPECT_EQ(config.providers[0].name + " " + config.providers[1].name, "local openai");
+  EXPECT_EQ(config.default_provider, "local");
+  // With providers in the file, the provider URL adds nothing.
+  const auto configured = PipelineConfig::parse(base_document(), ConfigSource{"", env});
+  for (const auto& p : configured.providers) EXPECT_NE(p.name, "local");
+  // Empty KAFKA_LLM_ variables are ignored: the original names apply.
+  const Env empty{{"KAFKA_LLM_BOOTSTRAP_SERVERS", ""}, {"KAFKA_BOOTSTRAP_SERVERS", "old:1"},
+                  {"KAFKA_LLM_REDIS_URL", ""},         {"REDIS_URL", "redis://old:1/0"},
+                  {"KAFKA_LLM_PROVIDER_URL", ""},      {"OPENAI_API_KEY", "sk-old"}};
+  const auto fallback = PipelineConfig::parse(document, ConfigSource{"", empty});
+  EXPECT_EQ(fallback.kafka.at(0).second, "old:1");
+  EXPECT_EQ(fallback.redis.url, "redis://old:1/0");
+  ASSERT_EQ(fallback.providers.size(), 1U);
+  EXPECT_EQ(fallback.providers[0].name, "openai");
+  EXPECT_EQ(
+      error_of(document, {{"KAFKA_LLM_PROVIDER_URL", "127.0.0.1:7"}, {"KAFKA_BOOTSTRAP_SERVERS", "k:1"}}),
+      "invalid configuration: KAFKA_LLM_PROVIDER_URL: must start with http:// or https://");
+  EXPECT_EQ(error_of(base_document(), {{"KAFKA_LLM_REDIS_URL", "http://h"}}),
+            "invalid configuration: KAFKA_LLM_REDIS_URL: must start with redis:// or unix://");
 }
 
 TEST(PipelineConfigParser, MetricLabelsAreBoundedByTheConfiguredModels) {
