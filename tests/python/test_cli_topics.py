@@ -5,6 +5,7 @@ created once, existing ones are reported (``--if-not-exists``) or refused, and t
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 from pathlib import Path
@@ -117,7 +118,9 @@ def test_replication_factor_reaches_the_broker(stack: StackInfo, tmp_path: Path,
     assert k.partition_count(stack.bootstrap_servers, topics["stream 0 requests"]) == -1
     bad = run_cli("topics", "create", "--config", str(config), "--replication-factor", "0")
     assert bad.returncode == 2 and "--replication-factor" in bad.stderr
-    no_config = run_cli("topics", "list", "--bootstrap-servers", stack.bootstrap_servers)
+    # Without --config, the environment alone must configure a worker; this one does not.
+    bare = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_LLM_", "KAFKA_BOOTSTRAP"))}
+    no_config = run_cli("topics", "list", "--bootstrap-servers", stack.bootstrap_servers, env=bare)
     assert no_config.returncode == 2 and "--config: is required" in no_config.stderr
 
 
@@ -126,7 +129,7 @@ def test_readme_topics_commands_run_as_written(stack: StackInfo, tmp_path: Path,
     lines = [
         line.strip()
         for line in (REPO / "README.md").read_text().splitlines()
-        if line.strip().startswith("kafka-llm topics ")
+        if line.strip().startswith("kafka-llm topics ") and "--config worker.yaml" in line
     ]
     assert [line.split()[2] for line in lines] == ["create", "list"], lines
     for line in lines:

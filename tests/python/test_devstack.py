@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from cli_helpers import run_cli
 
+from kafka_llm.config import load_config
 from kafka_llm.devstack import Stack, StackInfo
 from kafka_llm.devstack.kafka import KAFKA_VERSION, ensure_jars, jars_dir
 from kafka_llm.devstack.probes import (
@@ -235,7 +236,7 @@ def test_cli_up_status_down(cli_state_dir: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert len(first.stdout.strip().splitlines()) == 1, first.stdout
     info = json.loads(first.stdout)
-    assert set(info) == {"bootstrap_servers", "redis_url", "provider_url", "state_dir", "pids"}
+    assert set(info) == {"bootstrap_servers", "redis_url", "provider_url", "state_dir", "pids", "config"}
     assert info["state_dir"] == str(cli_state_dir)
     assert re.fullmatch(r"127\.0\.0\.1:\d+", info["bootstrap_servers"])
     assert re.fullmatch(r"redis://127\.0\.0\.1:\d+/0", info["redis_url"])
@@ -255,6 +256,19 @@ def test_cli_up_status_down(cli_state_dir: Path) -> None:
         redis_command(redis_host, redis_port, "PING")
     assert redis_command(redis_host, redis_port, "PING", password=password) == "PONG"
     assert probe_http_health(*_host_port(info["provider_url"])).ok
+
+    # The configuration it writes carries the password (so it is the owner's only); the human
+    # output shows no password but the --env form, which exports the Redis URL with it.
+    config_path = Path(info["config"])
+    assert config_path == cli_state_dir / "kafka-llm.yaml"
+    assert config_path.stat().st_mode & 0o777 == 0o600
+    with_password = f"redis://:{password}@127.0.0.1:{redis_port}/0"
+    assert load_config(config_path, env={}).redis_url == with_password
+    human = _cli("up", "--state-dir", str(cli_state_dir), env=env)
+    assert human.returncode == 0 and password not in human.stdout + human.stderr
+    assert 'eval "$(kafka-llm dev up --env)"' in human.stdout and "export " not in human.stdout
+    exported = _cli("up", "--env", "--state-dir", str(cli_state_dir), env=env)
+    assert f"KAFKA_LLM_REDIS_URL={with_password}" in exported.stdout.split()
 
     second = _cli(*up_args, env=env)
     assert second.returncode == 0, second.stderr

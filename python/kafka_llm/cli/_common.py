@@ -119,7 +119,7 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
         "--bootstrap-servers",
         metavar="HOST:PORT",
         help="Kafka bootstrap servers (default: the config's kafka.bootstrap.servers, else "
-        "$KAFKA_BOOTSTRAP_SERVERS)",
+        "$KAFKA_LLM_BOOTSTRAP_SERVERS, else $KAFKA_BOOTSTRAP_SERVERS)",
     )
     add_config_arg(
         parser,
@@ -129,16 +129,22 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def resolve_connection(args: argparse.Namespace) -> Connection:
-    """The connection the options describe. Raises ConfigError naming the option when there is none."""
-    config = load_config(args.config) if args.config else None
+def resolve_connection(args: argparse.Namespace, config: Config | None = None) -> Connection:
+    """The connection the options describe (``config``: the configuration to use when there is no
+    ``--config``). Raises ConfigError naming the option when there is none."""
+    if args.config:
+        config = load_config(args.config)
     properties = dict(config.kafka) if config is not None else {}
     bootstrap = args.bootstrap_servers or properties.get("bootstrap.servers")
-    bootstrap = bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+    # As the configuration parser: KAFKA_LLM_BOOTSTRAP_SERVERS (`kafka-llm dev up`) wins.
+    environ = os.environ
+    bootstrap = (
+        bootstrap or environ.get("KAFKA_LLM_BOOTSTRAP_SERVERS") or environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+    )
     if not bootstrap:
         error = ConfigError(
             "invalid configuration: --bootstrap-servers: is required "
-            "(or give --config, or set KAFKA_BOOTSTRAP_SERVERS)"
+            "(or give --config, or set KAFKA_LLM_BOOTSTRAP_SERVERS or KAFKA_BOOTSTRAP_SERVERS)"
         )
         error.key = "--bootstrap-servers"
         raise error

@@ -5,9 +5,18 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import shlex
+from pathlib import Path
 
 from kafka_llm.cli._common import Subcommands, add_json_flag, note, number_arg, print_json, set_command
-from kafka_llm.devstack import DevStackError, Stack, StackInfo, StackStatus, default_state_dir
+from kafka_llm.devstack import (
+    DevStackError,
+    Stack,
+    StackInfo,
+    StackStatus,
+    default_state_dir,
+    write_config,
+)
 
 _progress = functools.partial(note, "dev")
 _port = number_arg(int, lambda v: 0 < v < 65536, "not a TCP port", not_a_number="not a port number")
@@ -72,7 +81,14 @@ def register(subparsers: Subcommands) -> None:
         metavar="S",
         help="seconds to wait for each part to answer (default: 60 for Kafka, 10 for the others)",
     )
-    add_json_flag(up, "print one JSON object with the endpoints")
+    output = up.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print one JSON object with the endpoints")
+    output.add_argument(
+        "--env",
+        action="store_true",
+        help="print only `export KAFKA_LLM_...` lines (the Redis URL with its password, if any), for "
+        'eval "$(kafka-llm dev up --env)"',
+    )
     set_command(up, "dev up", _up, _FAILURES)
 
     down = commands.add_parser(
@@ -100,7 +116,37 @@ def register(subparsers: Subcommands) -> None:
     set_command(status, "dev status", _status, _FAILURES)
 
 
-def _print_info(info: StackInfo, started: tuple[str, ...], state_dir_arg: str | None) -> None:
+def _exports(info: StackInfo) -> str:
+    """``export KAFKA_LLM_BOOTSTRAP_SERVERS=… KAFKA_LLM_REDIS_URL=… KAFKA_LLM_PROVIDER_URL=…``: what
+    a worker, the api and topics create read from the environment (the Redis URL with its password)."""
+    return "export " + " ".join(f"{key}={shlex.quote(value)}" for key, value in info.env().items())
+
+
+# The commands `dev up` prints after the endpoints; each runs as printed, in this order, in one shell
+# (tests/python/test_quickstart.py runs them). API_PORT is the api's default port.
+API_PORT = 8000
+CURL = (
+    "curl -sS --retry 30 --retry-connrefused --retry-delay 1 "
+    f"http://127.0.0.1:{API_PORT}/v1/chat/completions "
+    '-H "Authorization: Bearer $KEY" -H "Content-Type: application/json" '
+    """-d '{"model": "mock", "messages": [{"role": "user", "content": "Hello"}]}'"""
+)
+
+
+def next_commands(config: Path) -> list[str]:
+    """What to run next against the stack whose configuration is ``config``."""
+    quoted = shlex.quote(str(config))
+    return [
+        f"kafka-llm topics create --config {quoted} --if-not-exists",
+        f"kafka-llm worker --config {quoted} & WORKER=$!",
+        f"kafka-llm api --config {quoted} --port {API_PORT} & API=$!",
+        "KEY=$(kafka-llm keys create --name dev | tail -n 1)",
+        CURL,
+        "kill $WORKER $API && wait",
+    ]
+
+
+def _print_info(info: StackInfo, started: tuple[str, ...], state_dir_arg: str | None, config: Path) -> None:
     headline = "started" if started else "already running"
     if started and len(started) < 3:
         headline = f"up (started {', '.join(started)})"
@@ -112,16 +158,15 @@ def _print_info(info: StackInfo, started: tuple[str, ...], state_dir_arg: str | 
     )
     for name, endpoint in rows:
         print(f"  {name:<9} {endpoint:<32} pid {info.pids.get(name, '-')}")
-    exports = " ".join(
-        f"{key}={value}"
-        for key, value in (
-            ("KAFKA_LLM_BOOTSTRAP_SERVERS", info.bootstrap_servers),
-            ("KAFKA_LLM_REDIS_URL", info.redis_url),
-            ("KAFKA_LLM_PROVIDER_URL", info.provider_url),
-        )
-    )
-    print(f"  export {exports}")
-    suffix = f" --state-dir {state_dir_arg}" if state_dir_arg else ""
+    if info.redis_password is None:
+        print(f"  {_exports(info)}")
+    else:  # the password is not printed: the --env form exports it
+        print('  eval "$(kafka-llm dev up --env)"   # exports KAFKA_LLM_* (the Redis URL with its password)')
+    print(f"  config    {config}")
+    print("next, in one shell (the worker and the api run in the background until killed):")
+    for command in next_commands(config):
+        print(f"  {command}")
+    suffix = f" --state-dir {shlex.quote(state_dir_arg)}" if state_dir_arg else ""
     print(f"stop it with: kafka-llm dev down{suffix}")
 
 
@@ -147,10 +192,13 @@ def _up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _progress("interrupted; stopped what this command had started")
         return 130
+    config = write_config(info)
     if args.json:
-        print_json(info.to_json())
+        print_json({**info.to_json(), "config": str(config)})
+    elif args.env:
+        print(_exports(info))
     else:
-        _print_info(info, stack.started_parts, args.state_dir)
+        _print_info(info, stack.started_parts, args.state_dir, config)
     return 0
 
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from kafka_llm import kafka as k
 from kafka_llm.cli import _common as common
-from kafka_llm.config import Config
-from kafka_llm.errors import KafkaError
+from kafka_llm.config import Config, load_config
+from kafka_llm.errors import ConfigError, KafkaError
 
 __all__ = ["NeededTopic", "needed_topics", "register"]
 
@@ -96,9 +96,18 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _connection(args: argparse.Namespace) -> tuple[common.Connection, Config]:
+    environment_config: Config | None = None
     if not args.config:
-        raise ValueError("--config: is required (the configuration names the topics)")
-    connection = common.resolve_connection(args)
+        # Without --config, the configuration a worker started without one would run (the
+        # environment alone, e.g. what `kafka-llm dev up` exports).
+        try:
+            environment_config = load_config()
+        except ConfigError as e:
+            raise ValueError(
+                "--config: is required (the configuration names the topics), unless the environment "
+                f"configures a worker: {e}"
+            ) from None
+    connection = common.resolve_connection(args, environment_config)
     assert connection.config is not None
     return connection, connection.config
 

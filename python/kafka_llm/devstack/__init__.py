@@ -18,6 +18,7 @@ from __future__ import annotations
 from kafka_llm.devstack._part import DevStackError, PartStartError, Progress
 from kafka_llm.devstack.lease import StackLease, use_stack
 from kafka_llm.devstack.stack import (
+    CONFIG_FILE,
     PART_NAMES,
     PartName,
     PartStatus,
@@ -28,9 +29,11 @@ from kafka_llm.devstack.stack import (
     stack_status,
     start_stack,
     stop_stack,
+    write_config,
 )
 
 __all__ = [
+    "CONFIG_FILE",
     "PART_NAMES",
     "DevStackError",
     "PartName",
@@ -46,4 +49,5 @@ __all__ = [
     "start_stack",
     "stop_stack",
     "use_stack",
+    "write_config",
 ]

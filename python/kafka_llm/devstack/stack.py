@@ -46,6 +46,8 @@ PART_NAMES: tuple[PartName, ...] = ("redis", "provider", "kafka")
 """Start order: the quick parts first, so a broken one fails before the broker is started."""
 
 STATE_FILE = "state.json"
+CONFIG_FILE = "kafka-llm.yaml"
+"""The worker configuration ``kafka-llm dev up`` writes for the stack (``write_config``)."""
 LOCK_FILE = ".lock"
 _STATE_FORMAT = 1
 _AUTO_PORT_ATTEMPTS = 3
@@ -561,6 +563,7 @@ class Stack:
             for part in parts.values():
                 part.clean()
             self.state_path.unlink(missing_ok=True)
+            (self.state_dir / CONFIG_FILE).unlink(missing_ok=True)
             (self.state_dir / LOCK_FILE).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self.state_dir.rmdir()  # only when nothing else is in it
@@ -693,3 +696,38 @@ def stop_stack(state_dir: str | os.PathLike[str] | None = None, *, keep_data: bo
 def stack_status(state_dir: str | os.PathLike[str] | None = None) -> StackStatus:
     """The status of the stack in ``state_dir``."""
     return Stack(state_dir).status()
+
+
+def write_config(info: StackInfo) -> Path:
+    """Writes ``<state_dir>/kafka-llm.yaml``: a commented worker configuration for the stack (the
+    Redis URL with its password, if any: then the file is readable by its owner only). Returns
+    its path."""
+    if info.state_dir is None:
+        raise DevStackError("the stack has no state directory to write its configuration into")
+    path = info.state_dir / CONFIG_FILE
+    redis_note = "with the stack's password: keep this file private" if info.redis_password else "no password"
+    text = f"""\
+# A worker configuration for the local stack in {info.state_dir},
+# written by `kafka-llm dev up` (again on each run) and removed by `kafka-llm dev down`.
+#   kafka-llm topics create --config {path} --if-not-exists
+#   kafka-llm worker --config {path}
+#   kafka-llm api --config {path}
+# Environment variables override it (docs/configuration.md, "Environment overrides");
+# examples/ in the repository has configurations for real providers and clusters.
+kafka:
+  bootstrap.servers: "{info.bootstrap_servers}"  # the local broker (KRaft, one node)
+redis:
+  url: "{info.redis_url_with_password()}"  # results ({redis_note})
+providers:
+  - name: local  # the native mock provider: OpenAI API, answers any model name
+    baseURL: "{info.provider_url}"
+messaging:
+  streams:
+    - requestsURL: kafka://kafka-llm?topic=llm.requests  # consumer group kafka-llm
+      responsesURL: kafka://llm.responses
+      dlqURL: kafka://llm.dlq
+"""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
