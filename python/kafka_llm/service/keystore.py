@@ -4,6 +4,11 @@ A key reads ``kllm_<key id>_<secret>``. Only the key id (public, used to find th
 ``HMAC-SHA256(pepper, salt || secret)`` with a per-key random salt are stored; the secret itself
 never is. Keys carry 256 bits of randomness, so a fast keyed hash is enough (no password stretching
 on every request) and the comparison runs in constant time.
+
+Every comparison of secret material is :func:`hmac.compare_digest` of the stored hash and the hash
+of the secret presented: the cache of verified keys is keyed by the public key id and keeps the
+row's salt and hash (never the token or the secret), so a cached answer is a constant-time
+comparison too, not a hash-table lookup on the secret.
 """
 
 from __future__ import annotations
@@ -149,6 +154,15 @@ def _add_missing_columns(engine: Engine) -> None:
 
 
 @dataclass(frozen=True)
+class _Cached:
+    """What the key cache keeps for a key id (``row`` None: no such key): the row's salt and
+    secret hash, to compare a presented secret against, and its description."""
+
+    expires: float
+    row: tuple[str, str, ApiKey] | None  # (salt, secret hash, key)
+
+
+@dataclass(frozen=True)
 class ApiKey:
     """A stored key as listed and as verified (never the secret)."""
 
@@ -186,11 +200,22 @@ class KeyStore:
         self._engine = engine
         self._pepper = pepper.encode()
         self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, str, ApiKey | None]] = {}
+        # By key id (public); the secret is compared with the stored hash on every lookup.
+        self._cache: dict[str, _Cached] = {}
         self._lock = threading.Lock()
 
     def _hash(self, salt: str, secret: str) -> str:
         return hmac.new(self._pepper, bytes.fromhex(salt) + secret.encode(), hashlib.sha256).hexdigest()
+
+    def _matches(self, salt: str, secret: str, secret_hash: str) -> bool:
+        """Whether ``secret`` is the one hashed into ``secret_hash``, in constant time."""
+        return hmac.compare_digest(self._hash(salt, secret).encode(), secret_hash.encode())
+
+    def _check(self, entry: _Cached, secret: str) -> ApiKey | None:
+        if entry.row is None:
+            return None
+        salt, secret_hash, key = entry.row
+        return key if self._matches(salt, secret, secret_hash) else None
 
     def create(self, name: str, models: Sequence[str] = (), *, admin: bool = False) -> tuple[str, ApiKey]:
         """A new key: returns the full token (shown once) and its stored description. An ``admin``
@@ -232,37 +257,40 @@ class KeyStore:
         return bool(result.rowcount)
 
     def cached(self, token: str) -> tuple[bool, ApiKey | None]:
-        """``(True, key or None)`` when ``token`` was verified less than ``cache_seconds`` ago,
-        else ``(False, None)``. No I/O: safe on the event loop."""
+        """``(True, key or None)`` when ``token``'s key id was looked up less than
+        ``cache_seconds`` ago (the secret is then compared with the cached hash, in constant
+        time), else ``(False, None)``. No I/O: safe on the event loop."""
+        parsed = _parse(token)
+        if parsed is None:
+            return True, None
+        key_id, secret = parsed
         with self._lock:
-            cached = self._cache.get(token)
-        if cached is not None and cached[0] > time.monotonic():
-            return True, cached[2]
-        return False, None
+            entry = self._cache.get(key_id)
+        if entry is None or entry.expires <= time.monotonic():
+            return False, None
+        return True, self._check(entry, secret)
 
     def verify(self, token: str) -> ApiKey | None:
         """The key behind ``token`` (possibly revoked: check ``revoked``), or None when the token
         names no key or its secret does not match."""
-        parts = token.split("_", 2)
-        if len(parts) != 3 or parts[0] != _KEY_PREFIX or not parts[1] or not parts[2]:
+        parsed = _parse(token)
+        if parsed is None:
             return None
-        key_id, secret = parts[1], parts[2]
+        key_id, secret = parsed
         now = time.monotonic()
         with self._lock:
-            cached = self._cache.get(token)
-        if cached is not None and cached[0] > now:
-            return cached[2]
-        with self._engine.connect() as conn:
-            row = conn.execute(select(ApiKeyRow).where(ApiKeyRow.id == key_id)).first()
-        key: ApiKey | None = None
-        if row is not None and hmac.compare_digest(self._hash(row.salt, secret), row.secret_hash):
-            key = self._to_key(row)
-        if self._cache_seconds > 0:
-            with self._lock:
-                if len(self._cache) > 10_000:
-                    self._cache.clear()
-                self._cache[token] = (now + self._cache_seconds, key_id, key)
-        return key
+            entry = self._cache.get(key_id)
+        if entry is None or entry.expires <= now:
+            with self._engine.connect() as conn:
+                row = conn.execute(select(ApiKeyRow).where(ApiKeyRow.id == key_id)).first()
+            stored = None if row is None else (str(row.salt), str(row.secret_hash), self._to_key(row))
+            entry = _Cached(now + self._cache_seconds, stored)
+            if self._cache_seconds > 0:
+                with self._lock:
+                    if len(self._cache) > 10_000:
+                        self._cache.clear()
+                    self._cache[key_id] = entry
+        return self._check(entry, secret)
 
     def ping(self) -> None:
         with self._engine.connect() as conn:
@@ -280,6 +308,14 @@ class KeyStore:
             revoked_at=revoked if revoked is None or revoked.tzinfo else revoked.replace(tzinfo=UTC),
             admin=bool(row.admin),
         )
+
+
+def _parse(token: str) -> tuple[str, str] | None:
+    """``(key id, secret)`` of a token ``kllm_<key id>_<secret>``, or None when it has another shape."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != _KEY_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]
 
 
 @dataclass(frozen=True)
