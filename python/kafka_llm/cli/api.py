@@ -33,6 +33,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
+        from kafka_llm.service.http_limits import uvicorn_http_options
         from kafka_llm.service.redact import uvicorn_log_config
         from kafka_llm.service.settings import ServiceSettings
     except ImportError as e:
@@ -46,7 +47,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         from kafka_llm.config import load_config
 
-        load_config(ServiceSettings().config)  # fail before forking workers, naming the key
+        settings = ServiceSettings()
+        load_config(settings.config)  # fail before forking workers, naming the key
     except Exception as e:
         note("api", str(e))
         return 2
@@ -65,5 +67,8 @@ def _run(args: argparse.Namespace) -> int:
         lifespan="on",
         # The sans-I/O WebSocket protocol where uvicorn has it (the legacy one is deprecated).
         ws="websockets-sansio" if "websockets-sansio" in WS_PROTOCOLS else "auto",
+        # The raw request head bounded (KAFKA_LLM_MAX_HEADER_BYTES + 8 KiB): 431 (httptools) or
+        # 400 (h11) before the app; the app's own check answers 431 above the exact limit.
+        **uvicorn_http_options(settings.max_header_bytes),
     )
     return 0

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from starlette.middleware.cors import CORSMiddleware
 
 from kafka_llm import __version__
 from kafka_llm.config import load_config
@@ -22,7 +23,7 @@ from kafka_llm.service.gateway import Gateway
 from kafka_llm.service.keystore import InferenceLogWriter, KeyStore, make_engine
 from kafka_llm.service.limits import max_body_bytes
 from kafka_llm.service.metrics import ServiceMetrics
-from kafka_llm.service.middleware import BodyLimitMiddleware, ObservabilityMiddleware
+from kafka_llm.service.middleware import BodyLimitMiddleware, HeaderLimitMiddleware, ObservabilityMiddleware
 from kafka_llm.service.routes import health, models, openai, process
 from kafka_llm.service.settings import ServiceSettings, get_settings
 from kafka_llm.service.tracing import Tracing
@@ -89,7 +90,21 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     body_limit = max_body_bytes(config.max_request_bytes, config.kafka, settings.max_body_bytes)
     app.add_middleware(BodyLimitMiddleware, limit=body_limit)  # the gateway's max_body_bytes
+    origins = settings.cors_origin_list
+    if origins:  # no CORS at all unless configured: no Access-Control-* headers, preflights are a 405
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["*"],  # Authorization, Content-Type, Idempotency-Key, an SDK's X-Stainless-*
+            expose_headers=["x-request-id", "x-kafka-llm-cache", "Retry-After"],
+            allow_credentials=False,  # keys travel in the Authorization header, never in cookies
+        )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, tracing=tracing)
+    # Outermost: nothing reads the headers before their limits are checked.
+    app.add_middleware(
+        HeaderLimitMiddleware, max_bytes=settings.max_header_bytes, max_count=settings.max_header_count
+    )
     app.include_router(process.router)
     app.include_router(openai.router)
     app.include_router(models.router)

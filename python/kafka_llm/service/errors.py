@@ -26,6 +26,7 @@ _KINDS: dict[int, tuple[str, str]] = {
     413: ("invalid_request_error", "request_too_large"),
     422: ("invalid_request_error", "unprocessable_entity"),
     429: ("rate_limit_error", "rate_limit_exceeded"),
+    431: ("invalid_request_error", "request_header_fields_too_large"),
     500: ("api_error", "internal_error"),
     502: ("api_error", "bad_gateway"),
     503: ("api_error", "service_unavailable"),

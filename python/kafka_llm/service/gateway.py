@@ -30,6 +30,7 @@ from kafka_llm.service.limits import max_body_bytes, max_envelope_bytes
 from kafka_llm.service.metrics import ServiceMetrics, model_label
 from kafka_llm.service.settings import ServiceSettings
 from kafka_llm.service.stores import ResponseCache, ResultStore, RetryStore, cache_key
+from kafka_llm.service.stream_limit import StreamLease, StreamLimiter
 from kafka_llm.service.streaming import AnthropicToOpenAIChunks, assemble_body, chunks_from_body, output_text
 from kafka_llm.service.tracing import Tracing
 
@@ -54,6 +55,8 @@ _BACKGROUND_DRAIN_SECONDS = 5.0
 #: ``/process`` requests whose outcome the service waits for at once, to log it; beyond, a request
 #: is logged as accepted only.
 MAX_OUTCOME_WATCHES = 10_000
+#: The Retry-After (seconds) of a 429 too_many_streams.
+STREAM_RETRY_AFTER_SECONDS = 1
 #: The most of a request or response body the inference log keeps (KAFKA_LLM_LOG_BODIES=true).
 LOG_BODY_LIMIT_BYTES = 16_384
 
@@ -191,6 +194,8 @@ class Gateway:
             config.retry.get("request_timeout_ms", 120_000) / 1000 + 10
         )
         self._providers = {p.name: p for p in config.providers}
+        # Concurrent streams per API key, in this process (KAFKA_LLM_MAX_STREAMS_PER_KEY).
+        self.streams = StreamLimiter(settings.max_streams_per_key)
 
     # --- checks (nothing is produced when one fails) --------------------------------------------
 
@@ -222,6 +227,20 @@ class Gateway:
                 400, f"unknown model {model!r}: no provider serves it", param="model", code="unknown_model"
             )
         return default.name
+
+    def stream_lease(self, key: ApiKey | None) -> StreamLease:
+        """A place among the key's concurrent streams (release it when the stream ends), or a
+        429 ``too_many_streams`` when the key holds ``max_streams_per_key`` already."""
+        lease = self.streams.acquire(key.id if key is not None else None)
+        if lease is None:
+            raise ServiceError(
+                429,
+                f"too many concurrent streams for this API key (at most {self.streams.limit} per "
+                "service process): wait for one to end",
+                code="too_many_streams",
+                headers={"Retry-After": str(STREAM_RETRY_AFTER_SECONDS)},
+            )
+        return lease
 
     @staticmethod
     def authorize(key: ApiKey | None, model: str) -> None:

@@ -13,8 +13,20 @@ __all__ = [
     "RECORD_OVERHEAD_BYTES",
     "max_body_bytes",
     "max_envelope_bytes",
+    "raw_head_bytes",
     "record_reserve_bytes",
 ]
+
+#: What the raw request head may hold besides the headers the app counts: the request line (the
+#: URL) and the header lines' separators.
+HEAD_SLACK_BYTES = 8192
+
+
+def raw_head_bytes(max_header_bytes: int) -> int:
+    """The bound of a raw request head (request line and header lines) for the server, above which
+    it answers before the app runs: ``KAFKA_LLM_MAX_HEADER_BYTES`` plus :data:`HEAD_SLACK_BYTES`."""
+    return max_header_bytes + HEAD_SLACK_BYTES
+
 
 #: librdkafka's default ``message.max.bytes``.
 LIBRDKAFKA_MESSAGE_MAX_BYTES = 1_000_000

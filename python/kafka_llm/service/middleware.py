@@ -17,7 +17,49 @@ from kafka_llm.service.errors import error_body
 from kafka_llm.service.metrics import ServiceMetrics
 from kafka_llm.service.tracing import Tracing
 
-__all__ = ["BodyLimitMiddleware", "ObservabilityMiddleware"]
+__all__ = ["BodyLimitMiddleware", "HeaderLimitMiddleware", "ObservabilityMiddleware"]
+
+
+class HeaderLimitMiddleware:
+    """The request headers' limits, before anything else reads them: more than ``max_bytes`` in
+    total (names and values) or more than ``max_count`` headers is a 431 in OpenAI's error shape
+    (a WebSocket handshake gets the same answer instead of the upgrade, where the server supports
+    it, else a close before accepting). The server bounds the raw request head before this
+    (``kafka-llm api``: service/http_limits.py)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_count: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_count = max_count
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = scope["headers"]
+        problem = None
+        if len(headers) > self.max_count:
+            problem = f"the request has {len(headers)} headers; at most {self.max_count} are accepted"
+        else:
+            size = sum(len(name) + len(value) for name, value in headers)
+            if size > self.max_bytes:
+                problem = f"the request headers total {size} bytes; at most {self.max_bytes} are accepted"
+        if problem is None:
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps(error_body(431, problem, code="request_header_fields_too_large")).encode()
+        start = {
+            "status": 431,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", **start})
+            await send({"type": "http.response.body", "body": body})
+        elif "websocket.http.response" in scope.get("extensions", {}):
+            await send({"type": "websocket.http.response.start", **start})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 1008})
 
 
 class BodyLimitMiddleware:

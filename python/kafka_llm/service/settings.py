@@ -60,6 +60,24 @@ class ServiceSettings(BaseSettings):
         description="inference log rows kept in memory while the database is unreachable; beyond, rows "
         "are dropped and counted (kafka_llm_log_rows_dropped_total)",
     )
+    max_header_bytes: Annotated[int, Field(gt=0)] = Field(
+        default=16_384,
+        description="largest total size of a request's headers (names and values); above it: 431. "
+        "kafka-llm api also bounds the raw request head (request line and headers) at this plus 8 KiB",
+    )
+    max_header_count: Annotated[int, Field(gt=0)] = Field(
+        default=100, description="most headers a request may carry; above it: 431"
+    )
+    max_streams_per_key: Annotated[int, Field(ge=0)] = Field(
+        default=32,
+        description="concurrent streams (SSE answers and WebSocket connections) per API key and service "
+        "process; one more is a 429 too_many_streams (0: unlimited)",
+    )
+    cors_origins: str = Field(
+        default="",
+        description="comma-separated origins allowed by CORS (exact, e.g. https://app.example.com); "
+        "empty: no CORS headers at all",
+    )
     otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP traces endpoint (also OTEL_EXPORTER_OTLP_ENDPOINT)"
     )
@@ -68,6 +86,11 @@ class ServiceSettings(BaseSettings):
         default=False,
         description="keep the request and response bodies in the inference log (JSON, each cut to 16 KiB)",
     )
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The origins of ``cors_origins``, blanks dropped."""
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
 
 @lru_cache

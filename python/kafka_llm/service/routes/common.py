@@ -16,6 +16,10 @@ _DESCRIPTIONS = {
     409: "The request already finished (done, error or cancelled): it cannot be cancelled",
     413: "The request body is larger than the limit",
     422: "Invalid body; the message names the field",
+    429: "stream: true and the API key already holds KAFKA_LLM_MAX_STREAMS_PER_KEY streams in this "
+    "service process (code too_many_streams, Retry-After); nothing was produced",
+    431: "The request's headers are larger than KAFKA_LLM_MAX_HEADER_BYTES or more than "
+    "KAFKA_LLM_MAX_HEADER_COUNT",
     501: "Cancellation is not configured: messaging.streams[0].cancelURL is not set",
     503: "Kafka, Redis or the database unreachable; nothing was produced: safe to retry",
     504: "No answer from a worker in time, or Kafka did not confirm the request: it may run; the "

@@ -28,6 +28,7 @@ from kafka_llm.service.keystore import ApiKey
 from kafka_llm.service.redact import is_secret_name
 from kafka_llm.service.routes.common import errors
 from kafka_llm.service.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from kafka_llm.service.stream_limit import StreamLease
 from kafka_llm.service.streaming import sse
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -39,7 +40,7 @@ _SOCKET_BACKLOG = 16
 #: The status logged for a call whose client left (nginx's "client closed request"); never sent.
 _CLIENT_CLOSED = 499
 
-_ERRORS = errors(400, 401, 403, 413, 422, 503, 504)
+_ERRORS = errors(400, 401, 403, 413, 422, 429, 431, 503, 504)
 _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE chunks when stream is true"}
 }
@@ -67,17 +68,22 @@ async def _sse(events: AsyncGenerator[dict[str, Any], None]) -> AsyncIterator[by
 class _EventStream(StreamingResponse):
     """The stream's server-sent events. Starlette stops sending when the client disconnects (and
     may do so before the first event); closing the stream afterwards, whatever happened, is what
-    lets the gateway tell a stream left early (cancelled) from one that ended."""
+    lets the gateway tell a stream left early (cancelled) from one that ended. Then the stream's
+    place among its key's concurrent streams is given back."""
 
-    def __init__(self, started: StreamStart, headers: dict[str, str]) -> None:
+    def __init__(self, started: StreamStart, headers: dict[str, str], lease: StreamLease) -> None:
         super().__init__(_sse(started.events), media_type="text/event-stream", headers=headers)
         self._started = started
+        self._lease = lease
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            await self._started.aclose()
+            try:
+                await self._started.aclose()
+            finally:
+                self._lease.release()
 
 
 async def _disconnected(receive: Receive) -> None:
@@ -107,17 +113,21 @@ async def _unless_client_leaves(request: Request, work: Coroutine[Any, Any, T]) 
 async def _answer(gateway: Gateway, caller: ApiKey | None, endpoint: str, request: Any, http: Request) -> Any:
     body = request.provider_body()
     if body.get("stream"):
-        started = await _unless_client_leaves(
-            http, gateway.start_stream(caller, endpoint, request.provider, body)
-        )
-        if started is None:
-            return Response(status_code=_CLIENT_CLOSED)
-        if isinstance(started, Answer):
-            return _json(started)
+        lease = gateway.stream_lease(caller)  # a 429 before anything is produced
+        try:
+            started = await _unless_client_leaves(
+                http, gateway.start_stream(caller, endpoint, request.provider, body)
+            )
+        except BaseException:
+            lease.release()
+            raise
+        if started is None or isinstance(started, Answer):
+            lease.release()
+            return Response(status_code=_CLIENT_CLOSED) if started is None else _json(started)
         headers = {"x-request-id": started.request_id, "cache-control": "no-cache", "x-accel-buffering": "no"}
         if started.cached:
             headers["x-kafka-llm-cache"] = "hit"
-        return _EventStream(started, headers)
+        return _EventStream(started, headers, lease)
     answer = await _unless_client_leaves(http, gateway.complete(caller, endpoint, request.provider, body))
     return Response(status_code=_CLIENT_CLOSED) if answer is None else _json(answer)
 
@@ -178,6 +188,22 @@ async def completions_socket(websocket: WebSocket) -> None:
         return
     except WebSocketDisconnect:
         return
+    # The connection holds one of the key's concurrent streams until it closes.
+    try:
+        lease = gateway.stream_lease(caller)
+    except ServiceError as e:
+        await _refuse(websocket, e, close_code=1013)  # 1013: try again later
+        return
+    try:
+        await _serve_socket(websocket, gateway, caller, by_message)
+    finally:
+        lease.release()
+
+
+async def _serve_socket(
+    websocket: WebSocket, gateway: Gateway, caller: ApiKey | None, by_message: bool
+) -> None:
+    """Answers the connection's requests one after the other until the client closes it."""
     # Messages are read on their own task, so a client closing the socket mid-request is seen at
     # once (not at the next send): the request being answered is then cancelled.
     inbox: asyncio.Queue[str | bytes | None] = asyncio.Queue(_SOCKET_BACKLOG)
@@ -212,11 +238,12 @@ _KEY_MESSAGE_HINT = (
 )
 
 
-async def _refuse(websocket: WebSocket, error: ServiceError) -> None:
-    """Sends the error as a message, then closes the connection with 1008 (policy violation)."""
+async def _refuse(websocket: WebSocket, error: ServiceError, close_code: int = 1008) -> None:
+    """Sends the error as a message, then closes the connection with ``close_code`` (1008:
+    policy violation)."""
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         await websocket.send_json(error_body(error.status_code, error.message, error.param, error.code))
-        await websocket.close(code=1008, reason=(error.code or "unauthorized")[:120])
+        await websocket.close(code=close_code, reason=(error.code or "unauthorized")[:120])
 
 
 async def _first_message_key(websocket: WebSocket) -> str:
