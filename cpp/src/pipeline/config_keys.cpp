@@ -75,10 +75,17 @@ constexpr std::array kKeys{
               "Serves a repeated prompt from the first one's result within a window."},
     ConfigKey{"messaging.streams[].dedupe.window", "duration", "(required)", "How long a result is reused."},
     ConfigKey{"kafka", "mapping", "",
-              "librdkafka properties, passed through (sasl.*, ssl.*, ...); bootstrap.servers is required."},
+              "librdkafka properties, passed through (sasl.*, ssl.*, ...); bootstrap.servers is required. "
+              "A secret property (`sasl.password`, `ssl.key.password`, `ssl.keystore.password`, ...) can "
+              "be read from a file instead, e.g. a mounted Kubernetes secret: `sasl.password.file: "
+              "/var/run/secrets/kafka/password` (its content, one trailing newline dropped; relative to "
+              "the configuration file's directory)."},
     ConfigKey{"redis", "mapping", "", "Where results are stored."},
     ConfigKey{"redis.url", "URL", "redis://127.0.0.1:6379/0",
               "`redis://[[user]:password@]host[:port][/db]` or `unix:///path[?db=N]`."},
+    ConfigKey{"redis.passwordFile", "path", "",
+              "File holding the Redis password (one trailing newline dropped), added to a redis:// URL "
+              "that has none; relative to the configuration file's directory."},
     ConfigKey{"redis.resultTTL", "duration", "5m", "Lifetime of a result record (at least 1ms)."},
     ConfigKey{"redis.keyPrefix", "string", "kafka-llm", "Result keys are `<keyPrefix>:result:<request_id>`."},
     ConfigKey{
@@ -94,7 +101,12 @@ constexpr std::array kKeys{
               "http:// or https:// base of the API, e.g. https://api.openai.com/v1."},
     ConfigKey{"providers[].apiKeyEnv", "string", "(OPENAI_API_KEY for openai, GROQ_API_KEY for groq)",
               "Environment variable holding the API key; when given it must be set."},
-    ConfigKey{"providers[].apiKey", "string", "", "The API key itself (a secret; prefer apiKeyEnv)."},
+    ConfigKey{"providers[].apiKey", "string", "",
+              "The API key itself (a secret; prefer apiKeyEnv or apiKeyFile)."},
+    ConfigKey{"providers[].apiKeyFile", "path", "",
+              "File holding the API key, e.g. a mounted Kubernetes secret (one trailing newline dropped; "
+              "relative to the configuration file's directory). At most one of apiKey, apiKeyEnv and "
+              "apiKeyFile."},
     ConfigKey{"providers[].unixSocket", "path", "", "Sidecar: send the HTTP requests over this Unix socket."},
     ConfigKey{"providers[].models", "list of strings", "",
               "Model names or globs (`gpt-4*`) routed to this provider."},

@@ -411,11 +411,64 @@ std::string property_value(const json& v, const std::string& key) {
   throw ConfigError(key, "must be a string, number or boolean");
 }
 
-void parse_kafka(const json* kafka, const Environment& env, PipelineConfig& config) {
+// Secrets read from files (Kubernetes secrets mounted as files): where relative paths start, and
+// every value read, so that no error repeats one.
+struct SecretFiles {
+  std::filesystem::path base_dir;
+  std::vector<std::string> values;
+};
+
+// The content of a secret file, one trailing newline dropped; an error names the key and the path,
+// never the content.
+std::string read_secret_file(const std::string& file, const std::string& key, SecretFiles& files) {
+  const std::filesystem::path path = files.base_dir / file;
+  std::error_code ec;
+  if (file.empty() || !std::filesystem::is_regular_file(path, ec)) {
+    throw ConfigError(key, "no such file: " + path.string());
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  if (!in || in.bad()) throw ConfigError(key, "cannot read " + path.string() + ": " + std::strerror(errno));
+  std::string value = std::move(buffer).str();
+  if (value.ends_with("\r\n")) {
+    value.resize(value.size() - 2);
+  } else if (value.ends_with('\n')) {
+    value.pop_back();
+  }
+  if (value.empty()) throw ConfigError(key, "the file " + path.string() + " is empty");
+  files.values.push_back(value);
+  return value;
+}
+
+constexpr std::string_view kFileSuffix = ".file";
+
+void parse_kafka(const json* kafka, const Environment& env, SecretFiles& files, PipelineConfig& config) {
   if (kafka != nullptr) {
     if (!kafka->is_object()) throw ConfigError("kafka", "must be a mapping of librdkafka properties");
     for (const auto& [name, value] : kafka->items()) {
-      kafka::set_property(config.kafka, name, property_value(value, "kafka." + name));
+      if (!name.ends_with(kFileSuffix)) {
+        kafka::set_property(config.kafka, name, property_value(value, "kafka." + name));
+        continue;
+      }
+      // `<secret property>.file: <path>`: the property's value is the file's content.
+      const std::string property = name.substr(0, name.size() - kFileSuffix.size());
+      const std::string key = "kafka." + name;
+      if (!kafka::is_secret_property(property)) {
+        throw ConfigError(key,
+                          "only secret properties (*password*, *secret*, *key*, *token*) are read "
+                          "from a file");
+      }
+      if (kafka->contains(property)) {
+        std::string reason = "give either kafka.";
+        reason += property;
+        reason += " or ";
+        reason += key;
+        reason += ", not both";
+        throw ConfigError(key, reason);
+      }
+      if (!value.is_string()) throw ConfigError(key, "must be a path");
+      kafka::set_property(config.kafka, property, read_secret_file(value.get<std::string>(), key, files));
     }
   }
   // KAFKA_LLM_BOOTSTRAP_SERVERS (what `kafka-llm dev up` exports) wins over KAFKA_BOOTSTRAP_SERVERS.
@@ -434,7 +487,7 @@ void parse_kafka(const json* kafka, const Environment& env, PipelineConfig& conf
   (void)kafka::make_conf(config.kafka);  // unknown or invalid librdkafka properties fail now, named
 }
 
-void parse_redis(const Section& r, const Environment& env, PipelineConfig& config) {
+void parse_redis(const Section& r, const Environment& env, SecretFiles& files, PipelineConfig& config) {
   std::string key = r.key("url");
   config.redis.url = r.string("url");
   const std::string host = env_value(env, "REDIS_HOST");
@@ -456,7 +509,19 @@ void parse_redis(const Section& r, const Environment& env, PipelineConfig& confi
   if (!config.redis.url.starts_with("redis://") && !config.redis.url.starts_with("unix://")) {
     throw ConfigError(key, "must start with redis:// or unix://");
   }
-  (void)redis::parse_redis_url(config.redis.url, key);
+  const auto options = redis::parse_redis_url(config.redis.url, key);
+  if (r.find("passwordFile") != nullptr) {
+    const std::string file_key = r.key("passwordFile");
+    if (!config.redis.url.starts_with("redis://")) {
+      throw ConfigError(file_key, "needs a redis:// URL (" + key + " is not one)");
+    }
+    if (!options.password.empty() || !options.username.empty()) {
+      throw ConfigError(file_key, "give the password either in " + key + " or in passwordFile, not both");
+    }
+    const std::string password = read_secret_file(r.required_string("passwordFile"), file_key, files);
+    config.redis.url =
+        "redis://:" + password + "@" + config.redis.url.substr(std::string_view("redis://").size());
+  }
   config.redis.key_prefix = r.string("keyPrefix");
   config.redis.result_ttl = r.duration("resultTTL", Millis(1));
 }
@@ -480,7 +545,7 @@ void parse_provider_lists(const Section& p, ProviderConfig& provider) {
   provider.models = string_list(p, "models", "model names");
 }
 
-ProviderConfig parse_provider(const Section& p, const Environment& env) {
+ProviderConfig parse_provider(const Section& p, const Environment& env, SecretFiles& files) {
   ProviderConfig provider;
   provider.name = p.required_string("name");
   provider.kind = parse_kind(p, provider.name);
@@ -496,7 +561,17 @@ ProviderConfig parse_provider(const Section& p, const Environment& env) {
     throw ConfigError(p.key("baseURL"), "must start with http:// or https://");
   }
   while (!provider.base_url.empty() && provider.base_url.back() == '/') provider.base_url.pop_back();
+  const int key_sources = static_cast<int>(p.find("apiKey") != nullptr) +
+                          static_cast<int>(p.find("apiKeyEnv") != nullptr) +
+                          static_cast<int>(p.find("apiKeyFile") != nullptr);
+  if (key_sources > 1) {
+    throw ConfigError(p.key(p.find("apiKeyFile") != nullptr ? "apiKeyFile" : "apiKeyEnv"),
+                      "give one of apiKey, apiKeyEnv and apiKeyFile, not several");
+  }
   provider.api_key = p.string("apiKey");
+  if (p.find("apiKeyFile") != nullptr) {
+    provider.api_key = read_secret_file(p.required_string("apiKeyFile"), p.key("apiKeyFile"), files);
+  }
   const std::string key_env =
       p.optional_string("apiKeyEnv").value_or(builtin == nullptr ? "" : std::string(builtin->key_env));
   if (provider.api_key.empty() && !key_env.empty()) {
@@ -516,12 +591,12 @@ ProviderConfig parse_provider(const Section& p, const Environment& env) {
   return provider;
 }
 
-void parse_providers(const Section& top, const Environment& env, PipelineConfig& config) {
+void parse_providers(const Section& top, const Environment& env, SecretFiles& files, PipelineConfig& config) {
   if (const json* list = top.find("providers")) {
     if (!list->is_array()) throw ConfigError("providers", "must be a list");
     for (std::size_t i = 0; i < list->size(); ++i) {
       const Section p = top.item("providers", *list, i);
-      ProviderConfig provider = parse_provider(p, env);
+      ProviderConfig provider = parse_provider(p, env, files);
       if (config.find_provider(provider.name) != nullptr) {
         throw ConfigError(p.key("name"), "duplicate provider name \"" + provider.name + "\"");
       }
@@ -612,16 +687,16 @@ std::filesystem::path base_directory(const std::string& file) {
   return std::filesystem::weakly_canonical(std::filesystem::absolute(file)).parent_path();
 }
 
-PipelineConfig parse_document(const json& document, const ConfigSource& source) {
+PipelineConfig parse_document(const json& document, const ConfigSource& source, SecretFiles& files) {
   PipelineConfig config;
   const Section top(&document, "", "");
   const Section messaging = top.child("messaging");
   config.exactly_once = top.boolean("exactlyOnce");
   config.transactional_id = top.string("transactionalId");
-  parse_streams(messaging, source.env, base_directory(source.file), config);
-  parse_kafka(top.find("kafka"), source.env, config);
-  parse_redis(top.child("redis"), source.env, config);
-  parse_providers(top, source.env, config);
+  parse_streams(messaging, source.env, files.base_dir, config);
+  parse_kafka(top.find("kafka"), source.env, files, config);
+  parse_redis(top.child("redis"), source.env, files, config);
+  parse_providers(top, source.env, files, config);
   parse_retry(top.child("retry"), messaging, config);
   parse_circuit(top.child("circuit"), config.circuit);
   config.max_request_bytes = static_cast<std::size_t>(top.integer("maxRequestBytes", 1));
@@ -662,10 +737,12 @@ std::string scrubbed(std::string text, const std::vector<std::string>& secrets) 
 }  // namespace
 
 PipelineConfig PipelineConfig::parse(const json& document, const ConfigSource& source) {
+  SecretFiles files{base_directory(source.file), {}};
   try {
-    return parse_document(document.is_null() ? json::object() : document, source);
+    return parse_document(document.is_null() ? json::object() : document, source, files);
   } catch (const ConfigError& e) {
-    const auto secrets = candidate_secrets(document, source.env);
+    auto secrets = candidate_secrets(document, source.env);
+    secrets.insert(secrets.end(), files.values.begin(), files.values.end());
     throw ConfigError(e.key(), scrubbed(e.reason(), secrets), source.file);
   }
 }

@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -276,6 +280,106 @@ TEST(PipelineConfigParser, ErrorsNameTheFileAndTheEnvironmentButNoSecret) {
   EXPECT_EQ(message,
             "invalid configuration: providers[0].connectTimeout: must be a duration like 30s or 500ms, got "
             "\"***\"");
+}
+
+// Secrets mounted as files (Kubernetes secrets): a temporary directory holding a worker.yaml's files.
+class SecretFilesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("kafka-llm-secrets-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string write(const std::string& name, const std::string& content) const {
+    std::ofstream(dir_ / name, std::ios::binary) << content;
+    return (dir_ / name).string();
+  }
+  PipelineConfig parse(const json& document) const {
+    return PipelineConfig::parse(document, ConfigSource{(dir_ / "worker.yaml").string(), {}});
+  }
+  std::string error(const json& document) const {
+    return error_of(document, {}, (dir_ / "worker.yaml").string());
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(SecretFilesTest, KeysAndPasswordsAreReadFromFilesOneTrailingNewlineDropped) {
+  const std::string key_path = write("api-key", "sk-from-file-123\n");
+  write("sasl-password", "sasl-from-file\r\n");
+  write("redis-password", "redis:from@file");
+  json document = with(R"({"kafka": {"sasl.username": "u"}, "redis": {"url": "redis://r:6380/2",
+                                                                      "passwordFile": "redis-password"}})");
+  document["providers"][0]["apiKeyFile"] = key_path;          // absolute
+  document["kafka"]["sasl.password.file"] = "sasl-password";  // relative to worker.yaml
+  const PipelineConfig config = parse(document);
+  EXPECT_EQ(config.providers.at(0).api_key, "sk-from-file-123");
+  const auto sasl = std::find_if(config.kafka.begin(), config.kafka.end(),
+                                 [](const auto& p) { return p.first == "sasl.password"; });
+  ASSERT_NE(sasl, config.kafka.end());
+  EXPECT_EQ(sasl->second, "sasl-from-file");
+  EXPECT_EQ(std::count_if(config.kafka.begin(), config.kafka.end(),
+                          [](const auto& p) { return p.first.ends_with(".file"); }),
+            0);
+  EXPECT_EQ(config.redis.url, "redis://:redis:from@file@r:6380/2");
+  const auto secrets = config.secrets();
+  for (const char* s : {"sk-from-file-123", "sasl-from-file", "redis:from@file"}) {
+    EXPECT_NE(std::find(secrets.begin(), secrets.end(), s), secrets.end()) << s;
+  }
+  write("two-lines", "line\n\n");
+  document["providers"][0]["apiKeyFile"] = "two-lines";
+  EXPECT_EQ(parse(document).providers.at(0).api_key, "line\n");  // only one newline is dropped
+}
+
+TEST_F(SecretFilesTest, ErrorsNameTheKeyAndThePathButNeverTheContent) {
+  write("key", "sk-never-shown-42");
+  write("empty", "\n");
+  const std::string prefix = "invalid configuration: " + (dir_ / "worker.yaml").string() + ": ";
+  auto provider = [](const char* extra) {
+    json d = base_document();
+    d["providers"][0].merge_patch(json::parse(extra));
+    return d;
+  };
+  EXPECT_EQ(error(provider(R"({"apiKeyFile": "missing"})")),
+            prefix + "providers[0].apiKeyFile: no such file: " + (dir_ / "missing").string());
+  EXPECT_EQ(error(provider(R"({"apiKeyFile": "empty"})")),
+            prefix + "providers[0].apiKeyFile: the file " + (dir_ / "empty").string() + " is empty");
+  EXPECT_EQ(error(provider(R"({"apiKeyFile": "."})")),
+            prefix + "providers[0].apiKeyFile: no such file: " + (dir_ / ".").string());
+  EXPECT_EQ(error(provider(R"({"apiKeyFile": "key", "apiKey": "sk-x"})")),
+            prefix + "providers[0].apiKeyFile: give one of apiKey, apiKeyEnv and apiKeyFile, not several");
+  EXPECT_EQ(error(provider(R"({"apiKeyFile": "key", "apiKeyEnv": "K"})")),
+            prefix + "providers[0].apiKeyFile: give one of apiKey, apiKeyEnv and apiKeyFile, not several");
+  EXPECT_EQ(error(provider(R"({"apiKey": "sk-x", "apiKeyEnv": "K"})")),
+            prefix + "providers[0].apiKeyEnv: give one of apiKey, apiKeyEnv and apiKeyFile, not several");
+  EXPECT_EQ(error(with(R"({"kafka": {"sasl.password.file": "missing"}})")),
+            prefix + "kafka.sasl.password.file: no such file: " + (dir_ / "missing").string());
+  EXPECT_EQ(error(with(R"({"kafka": {"sasl.password.file": "key", "sasl.password": "p"}})")),
+            prefix +
+                "kafka.sasl.password.file: give either kafka.sasl.password or kafka.sasl.password.file, "
+                "not both");
+  EXPECT_EQ(error(with(R"({"kafka": {"client.id.file": "key"}})")),
+            prefix +
+                "kafka.client.id.file: only secret properties (*password*, *secret*, *key*, *token*) are "
+                "read from a file");
+  EXPECT_EQ(error(with(R"({"redis": {"passwordFile": "empty"}})")),
+            prefix + "redis.passwordFile: the file " + (dir_ / "empty").string() + " is empty");
+  EXPECT_EQ(
+      error(with(R"({"redis": {"url": "redis://:pw@h:1/0", "passwordFile": "key"}})")),
+      prefix + "redis.passwordFile: give the password either in redis.url or in passwordFile, not both");
+  EXPECT_EQ(error(with(R"({"redis": {"url": "unix:///tmp/r.sock", "passwordFile": "key"}})")),
+            prefix + "redis.passwordFile: needs a redis:// URL (redis.url is not one)");
+  // A value read from a file and pasted into a field that echoes its value is masked.
+  json echo = with(R"({"kafka": {"ssl.key.password.file": "key"}})");
+  echo["providers"][0]["connectTimeout"] = "sk-never-shown-42";
+  EXPECT_EQ(error(echo),
+            prefix + "providers[0].connectTimeout: must be a duration like 30s or 500ms, got \"***\"");
+  // librdkafka's own complaint about a value read from a file does not repeat it.
+  const std::string rejected = error(with(R"({"kafka": {"sasl.oauthbearer.client.secret.file": "key",
+                                                       "sasl.mechanism": "sk-never-shown-42"}})"));
+  EXPECT_NE(rejected, "");
+  EXPECT_EQ(rejected.find("sk-never-shown-42"), std::string::npos) << rejected;
 }
 
 TEST(PipelineConfigParser, ExactlyOnceIsNotAcceptedSilently) {
