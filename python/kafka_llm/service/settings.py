@@ -5,16 +5,19 @@ file as the worker's (``KAFKA_LLM_CONFIG``), so the service and the workers neve
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ServiceSettings", "get_settings"]
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KAFKA_LLM_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="KAFKA_LLM_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     config: str | None = Field(
         default=None, description="the worker's YAML configuration file (environment overrides apply)"
@@ -23,9 +26,19 @@ class ServiceSettings(BaseSettings):
         default="sqlite:///kafka-llm-service.db",
         description="API keys and the inference log: sqlite:///path or postgresql://user@host/db",
     )
+    database_url_file: str | None = Field(
+        default=None,
+        description="a file holding the database URL (e.g. a mounted Kubernetes secret), instead of "
+        "KAFKA_LLM_DATABASE_URL",
+    )
     auth_enabled: bool = Field(default=True, description="require Authorization: Bearer <API key>")
     api_key_pepper: SecretStr = Field(
         default=SecretStr(""), description="a server-side secret mixed into every API key hash"
+    )
+    api_key_pepper_file: str | None = Field(
+        default=None,
+        description="a file holding the pepper (e.g. a mounted Kubernetes secret), instead of "
+        "KAFKA_LLM_API_KEY_PEPPER",
     )
     key_cache_seconds: Annotated[float, Field(ge=0)] = Field(
         default=5.0, description="how long a verified key is trusted before the database is asked again"
@@ -86,6 +99,27 @@ class ServiceSettings(BaseSettings):
         default=False,
         description="keep the request and response bodies in the inference log (JSON, each cut to 16 KiB)",
     )
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> ServiceSettings:
+        """KAFKA_LLM_<NAME>_FILE: the setting is the file's content, one trailing newline dropped; giving
+        both the variable and its _FILE twin is an error. No error repeats what a file holds."""
+        for name in ("database_url", "api_key_pepper"):
+            path = getattr(self, name + "_file")
+            if path is None:
+                continue
+            variable = "KAFKA_LLM_" + name.upper()
+            if name in self.model_fields_set:
+                raise ValueError(f"give either {variable} or {variable}_FILE, not both")
+            try:
+                value = Path(path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise ValueError(f"{variable}_FILE: cannot read {path}: {type(e).__name__}") from None
+            value = value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value
+            if not value:
+                raise ValueError(f"{variable}_FILE: the file {path} is empty")
+            setattr(self, name, SecretStr(value) if name == "api_key_pepper" else value)
+        return self
 
     @property
     def cors_origin_list(self) -> list[str]:
