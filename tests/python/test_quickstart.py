@@ -37,12 +37,11 @@ def _free_port() -> int:
 
 def _newcomer_env(cache: Path) -> dict[str, str]:
     """This environment without any KAFKA_LLM_* / Kafka / Redis / provider variable (a newcomer's
-    shell), ``kafka-llm`` of this checkout first on PATH, and the dev stack's cache in ``cache``
-    (sharing the Kafka jars already fetched)."""
+    shell), the virtualenv's ``kafka-llm`` (the package ``make test`` installs) first on PATH, and
+    the dev stack's cache in ``cache`` (sharing the Kafka jars already fetched)."""
     drop = re.compile(r"^(KAFKA_LLM_.*|KAFKA_.*|REDIS_.*|REQUEST_TOPIC|RESPONSE_TOPIC|DLQ_TOPIC|.*_API_KEY)$")
     env = {k: v for k, v in os.environ.items() if not drop.match(k)}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "python"), os.environ.get("PYTHONPATH")) if p)
     cache.mkdir(parents=True, exist_ok=True)
     (cache / "kafka").symlink_to(cache_dir() / "kafka")
     env["KAFKA_LLM_CACHE_DIR"] = str(cache)
