@@ -82,10 +82,12 @@ constexpr std::array kKeys{
               "the configuration file's directory)."},
     ConfigKey{"redis", "mapping", "", "Where results are stored."},
     ConfigKey{"redis.url", "URL", "redis://127.0.0.1:6379/0",
-              "`redis://[[user]:password@]host[:port][/db]` or `unix:///path[?db=N]`."},
+              "`redis://[[user]:password@]host[:port][/db]` or `unix:///path[?db=N]`; user and password "
+              "percent-encoded (`%40` for `@`), as the service's redis-py reads them too."},
     ConfigKey{"redis.passwordFile", "path", "",
-              "File holding the Redis password (one trailing newline dropped), added to a redis:// URL "
-              "that has none; relative to the configuration file's directory."},
+              "File holding the Redis password (one trailing newline dropped, any characters), added "
+              "percent-encoded to a redis:// URL that has none; relative to the configuration file's "
+              "directory."},
     ConfigKey{"redis.resultTTL", "duration", "5m", "Lifetime of a result record (at least 1ms)."},
     ConfigKey{"redis.keyPrefix", "string", "kafka-llm", "Result keys are `<keyPrefix>:result:<request_id>`."},
     ConfigKey{

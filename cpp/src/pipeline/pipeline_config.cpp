@@ -519,8 +519,9 @@ void parse_redis(const Section& r, const Environment& env, SecretFiles& files, P
       throw ConfigError(file_key, "give the password either in " + key + " or in passwordFile, not both");
     }
     const std::string password = read_secret_file(r.required_string("passwordFile"), file_key, files);
-    config.redis.url =
-        "redis://:" + password + "@" + config.redis.url.substr(std::string_view("redis://").size());
+    // Percent-encoded, so that any character survives the URL (the core and redis-py decode it).
+    config.redis.url = "redis://:" + redis::percent_encode_userinfo(password) + "@" +
+                       config.redis.url.substr(std::string_view("redis://").size());
   }
   config.redis.key_prefix = r.string("keyPrefix");
   config.redis.result_ttl = r.duration("resultTTL", Millis(1));
@@ -817,7 +818,14 @@ std::vector<std::string> PipelineConfig::secrets() const {
     if (kafka::is_secret_property(name) && !value.empty()) out.push_back(value);
   }
   auto redis_options = redis::parse_redis_url(redis.url);
-  if (!redis_options.password.empty()) out.push_back(redis_options.password);
+  if (!redis_options.password.empty()) {
+    out.push_back(redis_options.password);
+    // As it is written in the URL too, when that differs.
+    const std::string encoded = redis::percent_encode_userinfo(redis_options.password);
+    if (encoded != redis_options.password && redis.url.find(encoded) != std::string::npos) {
+      out.push_back(encoded);
+    }
+  }
   return out;
 }
 

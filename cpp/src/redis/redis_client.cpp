@@ -9,6 +9,7 @@
 #include <array>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <cctype>
 #include <charconv>
 #include <deque>
 #include <utility>
@@ -125,6 +126,50 @@ RedisScript::RedisScript(std::string source) : source_(std::move(source)) {
   }
 }
 
+namespace {
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string percent_decode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size()) {
+      const int high = hex_digit(text[i + 1]);
+      const int low = hex_digit(text[i + 2]);
+      if (high >= 0 && low >= 0) {
+        out.push_back(static_cast<char>((high << 4) | low));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(text[i]);
+  }
+  return out;
+}
+}  // namespace
+
+std::string percent_encode_userinfo(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) != 0 || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[byte >> 4U]);
+      out.push_back(kHex[byte & 15U]);
+    }
+  }
+  return out;
+}
+
 RedisOptions parse_redis_url(std::string_view url, const std::string& key) {
   RedisOptions options;
   auto take_query_db = [&](std::string_view& rest) {
@@ -152,10 +197,10 @@ RedisOptions parse_redis_url(std::string_view url, const std::string& key) {
     std::string_view userinfo = rest.substr(0, at);
     rest = rest.substr(at + 1);
     if (auto colon = userinfo.find(':'); colon != std::string_view::npos) {
-      options.username = std::string(userinfo.substr(0, colon));
-      options.password = std::string(userinfo.substr(colon + 1));
+      options.username = percent_decode(userinfo.substr(0, colon));
+      options.password = percent_decode(userinfo.substr(colon + 1));
     } else {
-      options.password = std::string(userinfo);
+      options.password = percent_decode(userinfo);
     }
   }
   if (auto slash = rest.find('/'); slash != std::string_view::npos) {

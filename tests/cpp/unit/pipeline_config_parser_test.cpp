@@ -11,6 +11,7 @@
 #include "kafka_llm/common/errors.hpp"
 #include "kafka_llm/pipeline/config_keys.hpp"
 #include "kafka_llm/pipeline/pipeline_config.hpp"
+#include "kafka_llm/redis/redis_client.hpp"
 
 namespace kafka_llm::pipeline {
 namespace {
@@ -282,6 +283,20 @@ TEST(PipelineConfigParser, ErrorsNameTheFileAndTheEnvironmentButNoSecret) {
             "\"***\"");
 }
 
+TEST(RedisUrl, UserAndPasswordArePercentDecodedLikeOtherClients) {
+  const redis::RedisOptions options = redis::parse_redis_url("redis://app%2Duser:p%40ss%2Fw%25rd@h:6380/3");
+  EXPECT_EQ(options.username, "app-user");
+  EXPECT_EQ(options.password, "p@ss/w%rd");
+  EXPECT_EQ(options.db, 3);
+  // A % not followed by two hex digits stays as it is (as Python's unquote leaves it).
+  EXPECT_EQ(redis::parse_redis_url("redis://:100%zz%4@h:1").password, "100%zz%4");
+  // Encoding gives back any password, whatever it holds.
+  const std::string hostile = "a:b@c/d?e#f%g h\n\x01\xff~._-";
+  EXPECT_EQ(redis::parse_redis_url("redis://:" + redis::percent_encode_userinfo(hostile) + "@h:1").password,
+            hostile);
+  EXPECT_EQ(redis::percent_encode_userinfo("Az09-._~"), "Az09-._~");
+}
+
 // Secrets mounted as files (Kubernetes secrets): a temporary directory holding a worker.yaml's files.
 class SecretFilesTest : public ::testing::Test {
  protected:
@@ -322,9 +337,11 @@ TEST_F(SecretFilesTest, KeysAndPasswordsAreReadFromFilesOneTrailingNewlineDroppe
   EXPECT_EQ(std::count_if(config.kafka.begin(), config.kafka.end(),
                           [](const auto& p) { return p.first.ends_with(".file"); }),
             0);
-  EXPECT_EQ(config.redis.url, "redis://:redis:from@file@r:6380/2");
+  // Percent-encoded in the URL, and decoded back to the file's content.
+  EXPECT_EQ(config.redis.url, "redis://:redis%3Afrom%40file@r:6380/2");
+  EXPECT_EQ(redis::parse_redis_url(config.redis.url).password, "redis:from@file");
   const auto secrets = config.secrets();
-  for (const char* s : {"sk-from-file-123", "sasl-from-file", "redis:from@file"}) {
+  for (const char* s : {"sk-from-file-123", "sasl-from-file", "redis:from@file", "redis%3Afrom%40file"}) {
     EXPECT_NE(std::find(secrets.begin(), secrets.end(), s), secrets.end()) << s;
   }
   write("two-lines", "line\n\n");

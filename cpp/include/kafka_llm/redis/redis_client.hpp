@@ -30,7 +30,13 @@ struct RedisOptions {
 
 /// Parses `redis://[[user]:password@]host[:port][/db]` or `unix:///path[?db=N]`. Throws
 /// ConfigError naming `key` (e.g. "redis.url") with the reason; the password is never echoed.
+/// The user and password are percent-decoded (as redis-py and other clients do; a `%` not followed
+/// by two hex digits stays as it is).
 RedisOptions parse_redis_url(std::string_view url, const std::string& key = "redis.url");
+
+/// `text` percent-encoded for the user or password part of a URL (everything but RFC 3986's
+/// unreserved characters), so that `parse_redis_url` gives it back unchanged.
+std::string percent_encode_userinfo(std::string_view text);
 
 /// One reply. Transport failures (not connected, timeout, connection lost) are kError replies
 /// with `transport_error` set; Redis errors (`-ERR …`) are kError replies without it.
