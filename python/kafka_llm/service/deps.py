@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,7 +15,7 @@ from kafka_llm.service.gateway import CURRENT_RETRY, Gateway, RetryIdentity
 from kafka_llm.service.keystore import ApiKey
 from kafka_llm.service.redact import is_secret_name
 
-__all__ = ["CallerDep", "GatewayDep", "authenticate", "gateway_of", "get_gateway"]
+__all__ = ["CallerDep", "GatewayDep", "authenticate", "gateway_of", "get_gateway", "key_in_url"]
 
 
 def gateway_of(connection: HTTPConnection) -> Gateway:
@@ -70,18 +71,26 @@ async def authenticate(request: Request, gateway: GatewayDep) -> ApiKey | None:
     CURRENT_RETRY.set(RetryIdentity.from_headers(request.headers))
     authorization = request.headers.get("authorization")
     if not authorization and gateway.settings.auth_enabled:
-        # A key in the URL is never used (URLs are logged; the access log redacts it), and the
-        # refusal says so instead of a bare "missing API key".
-        in_url = [name for name in request.query_params if is_secret_name(name)]
-        if in_url:
-            raise ServiceError(
-                401,
-                f"API keys are not accepted in the URL (?{in_url[0]}=…): URLs are logged. "
-                "Send Authorization: Bearer <key>",
-                code="api_key_in_url",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        # A key in the URL is never used (the access log redacts it), and the refusal says so
+        # instead of a bare "missing API key".
+        refused = key_in_url(request.query_params, "Send Authorization: Bearer <key>")
+        if refused is not None:
+            raise refused
     return await check_key(gateway, authorization)
+
+
+def key_in_url(query_params: Iterable[str], how: str) -> ServiceError | None:
+    """The 401 for a request carrying a credential-like query parameter (``how``: where the key
+    goes instead), or None. URLs end up in logs and proxies, so a key there is never used."""
+    in_url = next((name for name in query_params if is_secret_name(name)), None)
+    if in_url is None:
+        return None
+    return ServiceError(
+        401,
+        f"API keys are not accepted in the URL (?{in_url}=…): URLs are logged. {how}",
+        code="api_key_in_url",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 CallerDep = Annotated[ApiKey | None, Depends(authenticate)]

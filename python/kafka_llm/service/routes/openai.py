@@ -21,11 +21,10 @@ from starlette.types import Receive, Scope, Send
 
 from kafka_llm.errors import KafkaLlmError
 from kafka_llm.service import strict_json
-from kafka_llm.service.deps import CallerDep, GatewayDep, check_key, gateway_of
+from kafka_llm.service.deps import CallerDep, GatewayDep, check_key, gateway_of, key_in_url
 from kafka_llm.service.errors import ServiceError, core_error_status, error_body
 from kafka_llm.service.gateway import Answer, Gateway, StreamStart
 from kafka_llm.service.keystore import ApiKey
-from kafka_llm.service.redact import is_secret_name
 from kafka_llm.service.routes.common import errors
 from kafka_llm.service.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from kafka_llm.service.stream_limit import StreamLease
@@ -164,18 +163,13 @@ async def completions_socket(websocket: WebSocket) -> None:
     are logged): ``?api_key=`` is refused."""
     gateway = gateway_of(websocket)
     await websocket.accept()
-    in_url = [name for name in websocket.query_params if is_secret_name(name)]
-    if in_url:
-        await _refuse(
-            websocket,
-            ServiceError(
-                401,
-                f"API keys are not accepted in the URL (?{in_url[0]}=…): URLs are logged. Send the "
-                'key in the Authorization header (Bearer <key>), or as the first message {"api_key": '
-                '"<key>"}',
-                code="api_key_in_url",
-            ),
-        )
+    refused = key_in_url(
+        websocket.query_params,
+        "Send the key in the Authorization header (Bearer <key>), or as the first message "
+        '{"api_key": "<key>"}',
+    )
+    if refused is not None:  # refused even with a header
+        await _refuse(websocket, refused)
         return
     authorization = websocket.headers.get("authorization")
     by_message = authorization is None and gateway.settings.auth_enabled
