@@ -78,14 +78,7 @@ class ResultStore:
             "output": None, "body": None, "error": None, "status_code": None, "usage": None,
             "attempts": 0, "latency_ms": None, "created_ms": now, "updated_ms": now,
         }  # fmt: skip
-        try:
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.set(self.key(request_id), _compact(record), px=self._ttl_ms, nx=True)
-                if owner is not None:
-                    pipe.set(self.owner_key(request_id), owner, px=2 * self._ttl_ms)
-                await pipe.execute()
-        except RedisPyError as e:
-            raise RedisError(f"writing the pending result failed: {e}") from None
+        await self._write(request_id, record, owner, nx=True, what="the pending result")
 
     async def put_done(
         self,
@@ -105,14 +98,20 @@ class ResultStore:
             "usage": body.get("usage"), "attempts": 0, "latency_ms": 0.0, "created_ms": now,
             "updated_ms": now,
         }  # fmt: skip
+        await self._write(request_id, record, owner, nx=False, what="the result")
+
+    async def _write(
+        self, request_id: str, record: dict[str, Any], owner: str | None, *, nx: bool, what: str
+    ) -> None:
+        """The record (``nx``: unless one exists) and its owner, in one transaction."""
         try:
             async with self._client.pipeline(transaction=True) as pipe:
-                pipe.set(self.key(request_id), _compact(record), px=self._ttl_ms)
+                pipe.set(self.key(request_id), _compact(record), px=self._ttl_ms, nx=nx)
                 if owner is not None:
                     pipe.set(self.owner_key(request_id), owner, px=2 * self._ttl_ms)
                 await pipe.execute()
         except RedisPyError as e:
-            raise RedisError(f"writing the result failed: {e}") from None
+            raise RedisError(f"writing {what} failed: {e}") from None
 
     async def ping(self) -> None:
         await self._client.ping()
